@@ -1,0 +1,25 @@
+"""Built-in environment plugins (installed as ``rlft.envs``).
+
+Each entry maps a short name to an :class:`~rlft.environment.EnvPlugin`: a factory returning a Gymnasium env or a
+PettingZoo env, plus the scripted experts/opponents that come with it. Third-party packages add envs through the
+entry-point group ``rlft.envs`` (the entry point may be an ``EnvPlugin`` or a plain factory), and any env works by
+spec: a Gymnasium id, ``pkg.module:make_env`` or ``path/to/file.py:make_env``.
+"""
+
+from __future__ import annotations
+
+from rlft.environment import EnvPlugin
+
+BUILTIN_ENVS: dict[str, EnvPlugin] = {
+    "cartpole": EnvPlugin(
+        name="cartpole",
+        factory="rlft.envs.cartpole:make_env",
+        description="CartPole-v1 (Gymnasium) with a scripted PD-controller expert.",
+        agents={"expert": "rlft.envs.cartpole:CartPoleExpert"},
+        gym_id="CartPole-v1",
+    ),
+}
+"""Built-in env plugins by name. Game issues add `connect_four` and `tictactoe` here."""
+
+# Scripted experts for plain Gymnasium ids, so `--env CartPole-v1 --agent expert` works too.
+GYM_ID_AGENTS: dict[str, dict[str, str]] = {"CartPole-v1": {"expert": "rlft.envs.cartpole:CartPoleExpert"}}
