@@ -2,7 +2,8 @@
 
 * :mod:`rlft.policies.networks` -- actor-critic MLP / board CNN as SB3 policies (:class:`PolicySpec`).
 * :mod:`rlft.policies.checkpoint` -- rlft checkpoints: safetensors weights + JSON metadata.
-* :mod:`rlft.policies.sb3_zip` -- Stable-Baselines3 ``.zip`` files: weights only, or a full load behind ``trust_pickle``.
+* :mod:`rlft.policies.sb3_zip` -- Stable-Baselines3 ``.zip`` files: weights only, or a full load behind
+  ``trust_pickle``.
 """
 
 from rlft.policies.networks import PolicySpec, build_policy

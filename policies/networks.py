@@ -81,7 +81,7 @@ def policy_kwargs(spec: PolicySpec) -> dict[str, Any]:
 
 def policy_class(masked: bool) -> type[ActorCriticPolicy]:
     """``MaskableActorCriticPolicy`` for envs with action masks, else ``ActorCriticPolicy``."""
-    return MaskableActorCriticPolicy if masked else ActorCriticPolicy
+    return MaskableActorCriticPolicy if masked else ActorCriticPolicy  # type: ignore[return-value]
 
 
 def build_policy(
@@ -101,7 +101,7 @@ def build_policy(
 def action_logits(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
     """Unmasked action logits of a Discrete-action policy for a batch of (preprocessed) observations."""
     features = policy.extract_features(obs, policy.pi_features_extractor)
-    latent_pi = policy.mlp_extractor.forward_actor(features)
+    latent_pi = policy.mlp_extractor.forward_actor(features)  # type: ignore[arg-type]
     return policy.action_net(latent_pi)  # type: ignore[no-any-return]
 
 
@@ -123,7 +123,7 @@ def layer_groups(policy: ActorCriticPolicy) -> list[list[nn.Module]]:
     groups: list[list[nn.Module]] = []
     extractors = {id(m): m for m in (policy.features_extractor, policy.pi_features_extractor,
                                      policy.vf_features_extractor) if m is not None}
-    trunk = [m for m in extractors.values() if any(True for _ in m.parameters())]
+    trunk: list[nn.Module] = [m for m in extractors.values() if any(True for _ in m.parameters())]
     groups.append(trunk)
     pi_layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
     vf_layers = [m for m in policy.mlp_extractor.value_net if isinstance(m, nn.Linear)]

@@ -71,7 +71,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, key: str, origins: _Origins) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert where it is lossless (int -> float, '3e-4' -> float)."""
+    """Check ``value`` against the annotation ``tp``; convert where lossless (int -> float, '3e-4' -> float)."""
 
     def fail(expected: str) -> ConfigError:
         return ConfigError(
@@ -118,6 +118,11 @@ def _coerce(value: Any, tp: Any, key: str, origins: _Origins) -> Any:
         if not isinstance(value, dict):
             raise fail(f"a mapping of {_type_name(tp)} fields")
         return _build(tp, value, key, origins)  # type: ignore[arg-type]
+    return _coerce_scalar(value, tp, fail)
+
+
+def _coerce_scalar(value: Any, tp: Any, fail: Any) -> Any:
+    """bool / int / float / str checks (``fail(expected)`` builds the error)."""
     if tp is bool:
         if isinstance(value, bool):
             return value

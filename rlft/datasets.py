@@ -141,7 +141,7 @@ def _split_obs(obs: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
 def load_transitions(spec: str | Path) -> Transitions:
     """Read every episode of a dataset into :class:`Transitions`, checking shapes and lengths."""
     ds = load_dataset(spec)
-    obs_parts, act_parts, mask_parts, rew_parts, ep_parts, term_parts, trunc_parts, last = [], [], [], [], [], [], [], []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "mask", "rew", "ep", "term", "trunc", "last")}
     for i, ep in enumerate(ds.iterate_episodes()):
         n = len(ep.actions)
         if n == 0:
@@ -150,33 +150,33 @@ def load_transitions(spec: str | Path) -> Transitions:
         if len(obs) != n + 1:
             raise DatasetError(f"Episode {ep.id} of '{spec}' has {len(obs)} observations for {n} actions "
                                "(expected one more observation than actions).")
-        obs_parts.append(obs[:n])
-        last.append(obs[n])
-        act_parts.append(np.asarray(ep.actions))
-        if mask is not None:
-            mask_parts.append(mask[:n])
-        rew_parts.append(np.asarray(ep.rewards, dtype=np.float32))
-        ep_parts.append(np.full(n, i))
         term = np.zeros(n, dtype=bool)
         trunc = np.zeros(n, dtype=bool)
         term[-1] = bool(ep.terminations[-1])
         trunc[-1] = bool(ep.truncations[-1]) and not term[-1]
-        term_parts.append(term)
-        trunc_parts.append(trunc)
-    if not act_parts:
+        parts["obs"].append(obs[:n])
+        parts["last"].append(obs[n])
+        parts["act"].append(np.asarray(ep.actions))
+        if mask is not None:
+            parts["mask"].append(mask[:n])
+        parts["rew"].append(np.asarray(ep.rewards, dtype=np.float32))
+        parts["ep"].append(np.full(n, i))
+        parts["term"].append(term)
+        parts["trunc"].append(trunc)
+    if not parts["act"]:
         raise DatasetError(f"The dataset '{spec}' holds no steps.")
     obs_space = ds.observation_space
     if isinstance(obs_space, gym.spaces.Dict) and "observation" in obs_space.spaces:
         obs_space = obs_space["observation"]
     return Transitions(
-        observations=np.concatenate(obs_parts),
-        actions=np.concatenate(act_parts),
-        action_masks=np.concatenate(mask_parts).astype(bool) if mask_parts else None,
-        rewards=np.concatenate(rew_parts),
-        episode=np.concatenate(ep_parts),
-        terminated=np.concatenate(term_parts),
-        truncated=np.concatenate(trunc_parts),
-        last_observations=np.stack(last),
+        observations=np.concatenate(parts["obs"]),
+        actions=np.concatenate(parts["act"]),
+        action_masks=np.concatenate(parts["mask"]).astype(bool) if parts["mask"] else None,
+        rewards=np.concatenate(parts["rew"]),
+        episode=np.concatenate(parts["ep"]),
+        terminated=np.concatenate(parts["term"]),
+        truncated=np.concatenate(parts["trunc"]),
+        last_observations=np.stack(parts["last"]),
         observation_space=obs_space,
         action_space=ds.action_space,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -89,10 +89,14 @@ def reference_distribution(ref: ActorCriticPolicy, obs: torch.Tensor, masks: tor
     return dist
 
 
-class KLPenaltyMixin:
-    """Adds ``kl_coef * KL(pi || pi_ref)`` to PPO's loss. Mix in before ``PPO`` or ``MaskablePPO``."""
+if TYPE_CHECKING:
+    _Algorithm = PPO  # what the mixin is mixed into, for the type checker
+else:
+    _Algorithm = object
 
-    policy: ActorCriticPolicy
+
+class KLPenaltyMixin(_Algorithm):
+    """Adds ``kl_coef * KL(pi || pi_ref)`` to PPO's loss. Mix in before ``PPO`` or ``MaskablePPO``."""
 
     def __init__(self, *args: Any, kl_coef: float = 0.0, kl_decay: str = "constant", kl_coef_final: float = 0.0,
                  kl_half_life: float = 0.25, **kwargs: Any) -> None:
@@ -110,23 +114,23 @@ class KLPenaltyMixin:
         self.ref_policy = ref
 
     def current_kl_coef(self) -> float:
-        progress = 1.0 - float(self._current_progress_remaining)  # type: ignore[attr-defined]
+        progress = 1.0 - float(self._current_progress_remaining)
         return max(0.0, self.kl_coef_fn(progress)) if self.ref_policy is not None else 0.0
 
-    def train(self) -> None:  # noqa: C901  (one readable loop, as in SB3)
+    def train(self) -> None:
         """One PPO update over the rollout buffer, with the KL-to-reference penalty."""
         self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)  # type: ignore[attr-defined]
-        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[attr-defined]
-        clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)  # type: ignore[attr-defined]
-                         if self.clip_range_vf is not None else None)  # type: ignore[attr-defined]
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+                         if self.clip_range_vf is not None else None)
         kl_coef = self.current_kl_coef()
         stats: dict[str, list[float]] = {k: [] for k in ("entropy", "pg", "value", "approx_kl", "clip", "kl_ref")}
         continue_training = True
-        for _epoch in range(self.n_epochs):  # type: ignore[attr-defined]
-            for batch in self.rollout_buffer.get(self.batch_size):  # type: ignore[attr-defined]
+        for _epoch in range(self.n_epochs):
+            for batch in self.rollout_buffer.get(self.batch_size):
                 actions = batch.actions
-                if isinstance(self.action_space, spaces.Discrete):  # type: ignore[attr-defined]
+                if isinstance(self.action_space, spaces.Discrete):
                     actions = actions.long().flatten()
                 masks = getattr(batch, "action_masks", None)
                 values, log_prob, entropy, dist = evaluate_with_distribution(
@@ -134,7 +138,7 @@ class KLPenaltyMixin:
                 values = values.flatten()
 
                 advantages = batch.advantages
-                if self.normalize_advantage and len(advantages) > 1:  # type: ignore[attr-defined]
+                if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 ratio = torch.exp(log_prob - batch.old_log_prob)
                 policy_loss = -torch.min(advantages * ratio,
@@ -143,7 +147,7 @@ class KLPenaltyMixin:
                     values = batch.old_values + torch.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
                 value_loss = F.mse_loss(batch.returns, values)
                 entropy_loss = -torch.mean(-log_prob) if entropy is None else -torch.mean(entropy)
-                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss  # type: ignore[attr-defined]
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
                 if kl_coef > 0 and self.ref_policy is not None:
                     kl_ref = kl_to_reference(dist, reference_distribution(self.ref_policy, batch.observations, masks))
@@ -158,20 +162,20 @@ class KLPenaltyMixin:
                 stats["entropy"].append(entropy_loss.item())
                 stats["approx_kl"].append(approx_kl)
                 stats["clip"].append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
-                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:  # type: ignore[attr-defined]
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                     continue_training = False
                     break
 
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)  # type: ignore[attr-defined]
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
-            self._n_updates += 1  # type: ignore[attr-defined]
+            self._n_updates += 1
             if not continue_training:
                 break
 
-        buffer = self.rollout_buffer  # type: ignore[attr-defined]
-        record = self.logger.record  # type: ignore[attr-defined]
+        buffer = self.rollout_buffer
+        record = self.logger.record
         record("train/entropy_loss", np.mean(stats["entropy"]))
         record("train/policy_gradient_loss", np.mean(stats["pg"]))
         record("train/value_loss", np.mean(stats["value"]))
@@ -179,7 +183,7 @@ class KLPenaltyMixin:
         record("train/clip_fraction", np.mean(stats["clip"]))
         record("train/loss", loss.item())
         record("train/explained_variance", explained_variance(buffer.values.flatten(), buffer.returns.flatten()))
-        record("train/n_updates", self._n_updates, exclude="tensorboard")  # type: ignore[attr-defined]
+        record("train/n_updates", self._n_updates, exclude="tensorboard")
         record("train/clip_range", clip_range)
         record("train/kl_coef", kl_coef)
         if stats["kl_ref"]:
@@ -190,5 +194,5 @@ class RlftPPO(KLPenaltyMixin, PPO):
     """SB3 PPO with the KL-to-reference penalty."""
 
 
-class RlftMaskablePPO(KLPenaltyMixin, MaskablePPO):
+class RlftMaskablePPO(KLPenaltyMixin, MaskablePPO):  # type: ignore[misc]
     """sb3-contrib MaskablePPO (action masks) with the KL-to-reference penalty."""

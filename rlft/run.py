@@ -135,8 +135,8 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[Any, Any]:
+    state: dict[Any, dict[str, Any]] = {}
     for key, value in list(tensors.items()) + list(meta["scalars"].items()):
         if not key.startswith("optim."):
             continue
@@ -147,7 +147,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The Python, NumPy and torch RNG states as (tensors, JSON)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     py_state = random.getstate()
     tensors = {
         "rng.torch": torch.get_rng_state(),
@@ -177,8 +177,7 @@ def save_trainer_state(
 ) -> None:
     """Save optimizer state, RNG states and counters to ``folder/trainer_state.{safetensors,json}``."""
     folder = Path(folder)
-    tensors, meta = rng_state()
-    rng_meta = meta
+    tensors, rng_meta = rng_state()
     opt_meta: dict[str, Any] | None = None
     if optimizer is not None:
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())

@@ -65,7 +65,8 @@ def inject_lora(model: nn.Module, r: int, alpha: float, dropout: float, targets:
         from rlft.errors import RlftError
 
         raise RlftError("Tuning mode 'lora' needs PEFT: pip install 'rlft[lora]'.") from e
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,  # type: ignore[arg-type]
+                        target_modules=list(targets))
     inject_adapter_in_model(config, model)
     model._rlft_lora = {"r": r, "alpha": alpha, "dropout": dropout, "targets": list(targets)}  # type: ignore[assignment]
     return model
@@ -114,7 +115,7 @@ def apply_tuning(
         if lora_info(model) is None:
             trunk = [m for g in groups for m in g]
             leaf_types = (nn.Linear, nn.Conv2d)
-            candidates = [sub for m in trunk for sub in m.modules() if isinstance(sub, leaf_types)]
+            candidates: list[nn.Module] = [sub for m in trunk for sub in m.modules() if isinstance(sub, leaf_types)]
             targets = cfg.lora_targets or _names_of(model, candidates)
             inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, targets)
         for name, p in model.named_parameters():

@@ -74,7 +74,7 @@ class ImitateConfig:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[Any, Any, Any]:
     obs = torch.as_tensor(data.observations[idx], device=device)
     actions = torch.as_tensor(data.actions[idx], device=device)
     masks = None if data.action_masks is None else torch.as_tensor(data.action_masks[idx], device=device)
@@ -91,8 +91,7 @@ def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tenso
     return dist.log_prob(actions.long().flatten()), logits.argmax(-1)
 
 
-def bc_loss_and_accuracy(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
-                         masks: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+def bc_loss_and_accuracy(policy: ActorCriticPolicy, obs: Any, actions: Any, masks: Any) -> tuple[torch.Tensor, float]:
     """Negative log-likelihood of the recorded actions, and greedy action agreement.
 
     For Discrete actions the logits are masked (illegal actions cannot be imitated); for continuous actions the
@@ -302,6 +301,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     shutil.rmtree(ctx.run.path / "stages" / ".imitate.tmp", ignore_errors=True)
     metrics_out = {**{k.split("/")[-1]: v for k, v in summary.items()}, **counts}
     log.info("imitate: holdout accuracy %.3f, critic loss %.3f, %d/%d params trained",
-             summary.get("imitation/holdout_accuracy", float("nan")), summary.get("imitation/critic_loss", float("nan")),
+             summary.get("imitation/holdout_accuracy", float("nan")),
+             summary.get("imitation/critic_loss", float("nan")),
              counts["trainable_params"], counts["total_params"])
     return {"outputs": {"agent": str(out)}, "metrics": metrics_out}
