@@ -88,6 +88,8 @@ class FinetuneConfig:
     """Episodes per evaluation."""
     checkpoint_every: int = param(10_000, ge=1)
     """Write a resumable checkpoint every N env steps."""
+    stop_at: float | None = None
+    """Stop early once the headline eval metric (the first `eval/...` key) reaches this value (None: never)."""
     trust_pickle: bool = False
     """Allow a full SB3 .zip load for `init` (unpickles: can execute code from the file)."""
     self_play: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +134,7 @@ class _EvalAndCheckpoint(BaseCallback):
         self.stage.maybe_checkpoint()
 
     def _on_step(self) -> bool:
-        return True
+        return not self.stage.reached_target
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,6 +161,7 @@ class FinetuneRunner:
     model: Any = None
     spec: PolicySpec = field(default_factory=PolicySpec)
     masked: bool = False
+    reached_target: bool = False
     _last_eval: int = -1
     _last_ckpt: int = 0
 
@@ -221,6 +224,9 @@ class FinetuneRunner:
         self.model.policy.set_training_mode(False)
         self._last_eval = step
         self.history.append((step, scalars))
+        headline = next(iter(scalars.values()), None)
+        if self.cfg.stop_at is not None and headline is not None and headline >= self.cfg.stop_at:
+            self.reached_target = True
         if self.metrics is not None:
             self.metrics.log(scalars, step=step)
         log.debug("finetune: step %d %s", step, scalars)
@@ -265,7 +271,7 @@ class FinetuneRunner:
     # -- training ------------------------------------------------------------------------------------------
     def learn(self) -> None:
         remaining = self.cfg.total_timesteps - int(self.model.num_timesteps)
-        if remaining > 0:
+        if remaining > 0 and not self.reached_target:
             self.model.learn(remaining, callback=_EvalAndCheckpoint(self), reset_num_timesteps=False,
                              progress_bar=self.progress)
         self.maybe_evaluate(force=True)

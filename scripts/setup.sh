@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install rlft with the given extras (default: all). Idempotent.
+#   bash scripts/setup.sh            # rlft[all]
+#   bash scripts/setup.sh all,dev    # + test/lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-all}"
+python3 -m venv .venv 2>/dev/null || python3 -m venv --without-pip .venv
+if [ ! -x .venv/bin/pip ]; then .venv/bin/python -m ensurepip --upgrade >/dev/null; fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+# constraints.txt pins torch to the CPU wheel on the project machines; see the file for why.
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[${extras}]"
+echo "rlft installed in .venv (extras: ${extras})"
