@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "record", "record games of an agent as a Minari dataset",
              "rlft record --env cartpole --agent expert --episodes 50 --out data/cartpole-expert")
-    p.add_argument("--env", required=True, help="env spec: built-in name, Gymnasium id, module:factory, file.py:factory")
+    p.add_argument("--env", required=True, help="env spec (name, Gymnasium id, module:factory, file.py:factory)")
     p.add_argument("--agent", default="expert", help="built-in agent, run/checkpoint/.zip, or module:Class")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--out", required=True, help="dataset folder to create")
