@@ -168,17 +168,15 @@ class FinetuneRunner:
     # -- setup ---------------------------------------------------------------------------------------------
     def build(self, init_policy: ActorCriticPolicy | None, spec: PolicySpec) -> None:
         """Create the vectorised env and the (Maskable)PPO model; load ``init_policy`` weights if given."""
-        from rlft.environment import env_has_action_mask, make_vec_env
+        from rlft.environment import make_vec_env
         from rlft.ppo import RlftMaskablePPO, RlftPPO
 
         cfg = self.cfg
         self.spec = spec
         venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
                             subprocess=cfg.subprocess, adapter_kwargs=self.adapter_kwargs)
-        probe = venv.envs[0] if hasattr(venv, "envs") else None
-        self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or (
-            probe is not None and env_has_action_mask(probe)) or bool(
-            hasattr(venv, "env_method") and _remote_has_masks(venv))
+        self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
+            venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO
         lr: Any = cfg.learning_rate if cfg.lr_schedule == "constant" else (lambda p: p * cfg.learning_rate)
         self.model = algo(
@@ -281,14 +279,6 @@ def _is_maskable(policy: ActorCriticPolicy) -> bool:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
     return isinstance(policy, MaskableActorCriticPolicy)
-
-
-def _remote_has_masks(venv: Any) -> bool:
-    try:
-        venv.env_method("action_masks", indices=[0])
-        return True
-    except Exception:
-        return False
 
 
 def load_start_policy(init: str, outputs: dict[str, Any], spec: PolicySpec, device: str, trust_pickle: bool,
