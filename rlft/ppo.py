@@ -56,9 +56,10 @@ def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tens
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
-def kl_to_reference(dist: Distribution, ref: Distribution) -> torch.Tensor:
+def kl_to_reference(dist: Distribution, ref: Distribution | torch.distributions.Distribution) -> torch.Tensor:
     """KL(dist || ref) per sample, for SB3 categorical (masked or not) and diagonal-Gaussian distributions."""
-    p, q = dist.distribution, ref.distribution
+    p = dist.distribution
+    q = ref.distribution if isinstance(ref, Distribution) else ref
     if isinstance(p, torch.distributions.Categorical):
         return categorical_kl(p.logits, q.logits)  # type: ignore[union-attr]
     kl = torch.distributions.kl_divergence(p, q)  # type: ignore[arg-type]
@@ -87,6 +88,34 @@ def reference_distribution(ref: ActorCriticPolicy, obs: torch.Tensor, masks: tor
     with torch.no_grad():
         dist = ref.get_distribution(obs) if masks is None else ref.get_distribution(obs, action_masks=masks)  # type: ignore[call-arg]
     return dist
+
+
+class _ReferenceCache:
+    """The reference policy's distribution over a whole rollout, computed once per update (the reference is frozen
+    and the rollout fixed), then sliced per minibatch -- instead of one reference forward pass per minibatch."""
+
+    def __init__(self, ref: ActorCriticPolicy, buffer: Any) -> None:
+        n = buffer.buffer_size * buffer.n_envs
+        if not buffer.generator_ready:
+            next(buffer.get(n))  # SB3 flattens the buffer in place on first use
+        everything = buffer._get_samples(np.arange(n))
+        dist = reference_distribution(ref, everything.observations, getattr(everything, "action_masks", None))
+        self.dist: Any = dist.distribution
+
+    def __getitem__(self, idx: np.ndarray) -> torch.distributions.Distribution:
+        d, index = self.dist, torch.as_tensor(idx)
+        if isinstance(d, torch.distributions.Categorical):
+            return torch.distributions.Categorical(logits=d.logits[index])  # type: ignore[index]
+        return torch.distributions.Normal(d.mean[index], d.stddev[index])
+
+
+def _minibatches(buffer: Any, batch_size: int) -> Any:
+    """SB3's minibatch order, yielding (indices, samples) so per-rollout caches can be sliced."""
+    n = buffer.buffer_size * buffer.n_envs
+    indices = np.random.permutation(n)
+    for start in range(0, n, batch_size):
+        idx = indices[start:start + batch_size]
+        yield idx, buffer._get_samples(idx)
 
 
 if TYPE_CHECKING:
@@ -125,10 +154,14 @@ class KLPenaltyMixin(_Algorithm):
         clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
                          if self.clip_range_vf is not None else None)
         kl_coef = self.current_kl_coef()
+        use_kl = kl_coef > 0 and self.ref_policy is not None
+        ref_cache = _ReferenceCache(self.ref_policy, self.rollout_buffer) if use_kl else None  # type: ignore[arg-type]
         stats: dict[str, list[float]] = {k: [] for k in ("entropy", "pg", "value", "approx_kl", "clip", "kl_ref")}
         continue_training = True
         for _epoch in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
+            batches = (_minibatches(self.rollout_buffer, self.batch_size) if ref_cache is not None
+                       else ((None, b) for b in self.rollout_buffer.get(self.batch_size)))
+            for idx, batch in batches:
                 actions = batch.actions
                 if isinstance(self.action_space, spaces.Discrete):
                     actions = actions.long().flatten()
@@ -149,8 +182,8 @@ class KLPenaltyMixin(_Algorithm):
                 entropy_loss = -torch.mean(-log_prob) if entropy is None else -torch.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-                if kl_coef > 0 and self.ref_policy is not None:
-                    kl_ref = kl_to_reference(dist, reference_distribution(self.ref_policy, batch.observations, masks))
+                if ref_cache is not None and idx is not None:
+                    kl_ref = kl_to_reference(dist, ref_cache[idx])
                     loss = loss + kl_coef * kl_ref.mean()
                     stats["kl_ref"].append(kl_ref.mean().item())
 

@@ -102,3 +102,25 @@ def test_same_seed_same_result(tmp_path) -> None:  # type: ignore[no-untyped-def
     a, b = train(), train()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_reference_cache_equals_per_minibatch_reference(masked: bool) -> None:
+    """The per-rollout reference cache gives the same KL as evaluating the reference on each minibatch."""
+    from rlft.ppo import RlftMaskablePPO, RlftPPO, _minibatches, _ReferenceCache, reference_distribution
+
+    class MaskedCartPole(gym.Wrapper):
+        def action_masks(self) -> np.ndarray:
+            return np.array([True, bool(self.env.unwrapped.state[0] < 1.0)])
+
+    env = MaskedCartPole(gym.make("CartPole-v1")) if masked else gym.make("CartPole-v1")
+    algo = RlftMaskablePPO if masked else RlftPPO
+    model = algo("MlpPolicy", env, n_steps=64, batch_size=16, seed=0, policy_kwargs={"net_arch": [8]})
+    ref = build_policy(PolicySpec(net_arch=[8]), env.observation_space, env.action_space, masked=masked)
+    model.set_reference(ref)
+    model.learn(64)  # fills the rollout buffer
+    cache = _ReferenceCache(model.ref_policy, model.rollout_buffer)
+    for idx, batch in _minibatches(model.rollout_buffer, 16):
+        masks = getattr(batch, "action_masks", None)
+        direct = reference_distribution(model.ref_policy, batch.observations, masks).distribution
+        torch.testing.assert_close(cache[idx].logits, direct.logits)
