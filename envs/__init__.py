@@ -18,8 +18,23 @@ BUILTIN_ENVS: dict[str, EnvPlugin] = {
         agents={"expert": "rlft.envs.cartpole:CartPoleExpert"},
         gym_id="CartPole-v1",
     ),
+    "connect_four": EnvPlugin(
+        name="connect_four",
+        factory="rlft.envs.connect_four:make_env",
+        description="Connect Four (PettingZoo classic, two players, action masks).",
+        agents={"greedy": "rlft.envs.connect_four:Greedy", "alphabeta": "rlft.envs.connect_four:AlphaBeta"},
+        extras={"render_text": "rlft.envs.connect_four:render_text"},
+    ),
+    "tictactoe": EnvPlugin(
+        name="tictactoe",
+        factory="rlft.envs.tictactoe:make_env",
+        description="Tic-tac-toe (PettingZoo classic, two players, action masks) with a perfect minimax player.",
+        agents={"greedy": "rlft.envs.tictactoe:Greedy", "alphabeta": "rlft.envs.tictactoe:AlphaBeta",
+                "perfect": "rlft.envs.tictactoe:Perfect"},
+        extras={"render_text": "rlft.envs.tictactoe:render_text"},
+    ),
 }
-"""Built-in env plugins by name. Game issues add `connect_four` and `tictactoe` here."""
+"""Built-in env plugins by name (`random` is available for every env through rlft.agents)."""
 
 # Scripted experts for plain Gymnasium ids, so `--env CartPole-v1 --agent expert` works too.
 GYM_ID_AGENTS: dict[str, dict[str, str]] = {"CartPole-v1": {"expert": "rlft.envs.cartpole:CartPoleExpert"}}

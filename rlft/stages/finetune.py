@@ -25,6 +25,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.config import param
 from rlft.errors import ConfigError
+from rlft.games import SelfPlayConfig
 from rlft.metrics import MetricLogger, log
 from rlft.policies.networks import PolicySpec, head_modules, layer_groups, policy_kwargs
 from rlft.run import AtomicDir, RunDir, load_trainer_state, save_trainer_state
@@ -92,8 +93,8 @@ class FinetuneConfig:
     """Stop early once the headline eval metric (the first `eval/...` key) reaches this value (None: never)."""
     trust_pickle: bool = False
     """Allow a full SB3 .zip load for `init` (unpickles: can execute code from the file)."""
-    self_play: dict[str, Any] = field(default_factory=dict)
-    """Two-player games: opponent pool settings (see rlft.games.SelfPlayConfig)."""
+    self_play: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    """Two-player games: fixed opponents, snapshot pool and evaluation opponents (see rlft.games)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -269,8 +270,13 @@ class FinetuneRunner:
     # -- training ------------------------------------------------------------------------------------------
     def learn(self) -> None:
         remaining = self.cfg.total_timesteps - int(self.model.num_timesteps)
+        callbacks: list[BaseCallback] = [_EvalAndCheckpoint(self)]
+        if "self_play" in self.adapter_kwargs:  # two-player games: feed snapshots of the learner to the envs
+            from rlft.games import SnapshotCallback
+
+            callbacks.append(SnapshotCallback(self, self.cfg.self_play))
         if remaining > 0 and not self.reached_target:
-            self.model.learn(remaining, callback=_EvalAndCheckpoint(self), reset_num_timesteps=False,
+            self.model.learn(remaining, callback=callbacks, reset_num_timesteps=False,
                              progress_bar=self.progress)
         self.maybe_evaluate(force=True)
 

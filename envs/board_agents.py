@@ -1,0 +1,185 @@
+"""Scripted players for two-player board games: ``greedy`` and ``alphabeta:K``, written once over a small rules API.
+
+A game supplies :class:`Rules` -- how to read the PettingZoo observation of the seat to move into a compact state,
+the legal moves, the state after a move, whether the last move won, and a heuristic score. The state is always seen
+from the player to move ("me" first), so search is plain negamax.
+
+Both players read only what an agent gets: ``act(observation, action_mask)``, with ``observation`` the (H, W, 2)
+planes (plane 0 = own pieces, plane 1 = the opponent's). The action mask is authoritative for the legal moves.
+
+Example::
+
+    agent = AlphaBetaAgent(CONNECT_FOUR, "3", seed=0)
+    action = agent.act(obs["observation"], action_mask=obs["action_mask"])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from rlft.agents import check_mask
+
+State = tuple[int, int, int]
+"""(bits of the player to move, bits of the other player, cell of the last move or -1)."""
+
+WIN = 1_000_000.0
+"""Score of a won position (plus the remaining search depth, so quicker wins score higher)."""
+
+
+class Rules(Protocol):
+    """What a board game tells the search about itself."""
+
+    def from_observation(self, planes: np.ndarray) -> State:
+        """The state seen by the player to move, from its observation planes."""
+        ...
+
+    def legal(self, state: State) -> list[int]:
+        """Legal moves (actions) in ``state``."""
+        ...
+
+    def play(self, state: State, move: int) -> State:
+        """The state after ``move``, seen by the other player."""
+        ...
+
+    def last_won(self, state: State) -> bool:
+        """True when the move that led to ``state`` won the game."""
+        ...
+
+    def heuristic(self, state: State) -> float:
+        """How good ``state`` is for the player to move (search leaves)."""
+        ...
+
+    def order(self, moves: list[int]) -> list[int]:
+        """Moves in the order the search should try them (best first, for pruning); stable."""
+        ...
+
+
+def negamax(rules: Rules, state: State, depth: int, alpha: float, beta: float) -> float:
+    """Alpha-beta negamax value of ``state`` for the player to move, searching ``depth`` plies."""
+    if rules.last_won(state):
+        return -(WIN + depth)
+    moves = rules.legal(state)
+    if not moves:
+        return 0.0
+    if depth == 0:
+        return rules.heuristic(state)
+    best = -math.inf
+    for move in rules.order(moves):
+        value = -negamax(rules, rules.play(state, move), depth - 1, -beta, -alpha)
+        if value > best:
+            best = value
+        if value > alpha:
+            alpha = value
+        if alpha >= beta:
+            break
+    return best
+
+
+def immediate_wins(rules: Rules, state: State, moves: list[int]) -> list[int]:
+    """Moves that win on the spot for the player to move."""
+    return [m for m in moves if rules.last_won(rules.play(state, m))]
+
+
+def threats(rules: Rules, state: State, moves: list[int]) -> list[int]:
+    """Moves the *opponent* would win with if it moved now (the cells to block)."""
+    passed: State = (state[1], state[0], -1)
+    return [m for m in moves if rules.last_won(rules.play(passed, m))]
+
+
+class _Scripted:
+    """Common part of the scripted players: a rules object, a seeded RNG, mask checking."""
+
+    def __init__(self, rules: Rules, seed: int | None = None) -> None:
+        self.rules = rules
+        self.rng = np.random.default_rng(seed)
+
+    def _legal(self, observation: Any, action_mask: Any) -> tuple[State, list[int]]:
+        planes = np.asarray(observation)
+        state = self.rules.from_observation(planes)
+        mask = check_mask(action_mask)
+        moves = [int(m) for m in np.flatnonzero(mask)] if mask is not None else self.rules.legal(state)
+        if not moves:
+            from rlft.errors import IllegalActionError
+
+            raise IllegalActionError("No legal move in this position: the game should already be over.")
+        return state, moves
+
+    def _tactics(self, state: State, moves: list[int]) -> int | None:
+        """Win now if possible, else block the opponent's immediate win."""
+        wins = immediate_wins(self.rules, state, moves)
+        if wins:
+            return int(self.rng.choice(wins))
+        blocks = threats(self.rules, state, moves)
+        if blocks:
+            return int(self.rng.choice(blocks))
+        return None
+
+
+class GreedyAgent(_Scripted):
+    """Takes an immediate win, else blocks an immediate loss, else plays a random legal move."""
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
+        state, moves = self._legal(observation, action_mask)
+        tactic = self._tactics(state, moves)
+        return tactic if tactic is not None else int(self.rng.choice(moves))
+
+
+class AlphaBetaAgent(_Scripted):
+    """Depth-K alpha-beta search with the game's heuristic at the leaves.
+
+    ``arg`` is ``"K"`` or ``"K,EPS"``: search depth K >= 1 plies, and an optional probability EPS of a uniformly
+    random legal move (for varied demonstrations; immediate wins and blocks are still always played). Moves of equal
+    value are chosen at random (seeded), so repeated games differ.
+    """
+
+    def __init__(self, rules: Rules, arg: str | int = "2", seed: int | None = None) -> None:
+        super().__init__(rules, seed)
+        depth, _, eps = str(arg).partition(",")
+        try:
+            self.depth = int(depth)
+            self.epsilon = float(eps) if eps else 0.0
+        except ValueError as e:
+            raise ValueError(f"alphabeta takes 'K' or 'K,EPS' (e.g. alphabeta:3 or alphabeta:3,0.1), got {arg!r}") from e
+        if self.depth < 1 or not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"alphabeta needs depth K >= 1 and 0 <= EPS <= 1, got {arg!r}")
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
+        state, moves = self._legal(observation, action_mask)
+        tactic = self._tactics(state, moves)
+        if tactic is not None:
+            return tactic
+        if self.epsilon and self.rng.random() < self.epsilon:
+            return int(self.rng.choice(moves))
+        shuffled = [moves[i] for i in self.rng.permutation(len(moves))]
+        best, choice, alpha = -math.inf, shuffled[0], -math.inf
+        for move in self.rules.order(shuffled):
+            value = -negamax(self.rules, self.rules.play(state, move), self.depth - 1, -math.inf, -alpha)
+            if value > best:
+                best, choice = value, move
+            alpha = max(alpha, value)
+        return int(choice)
+
+
+def window_score(me: int, opp: int, windows: list[int], weights: tuple[float, ...]) -> float:
+    """Sum over line windows: ``+weights[k]`` for a window holding k of my pieces and none of the opponent's,
+    ``-weights[k]`` for the reverse."""
+    score = 0.0
+    for w in windows:
+        a, b = me & w, opp & w
+        if a and not b:
+            score += weights[a.bit_count()]
+        elif b and not a:
+            score -= weights[b.bit_count()]
+    return score
+
+
+def planes_to_bits(planes: np.ndarray) -> tuple[int, int]:
+    """(own bits, opponent bits) of (H, W, 2) planes; cell ``r * W + c`` is bit ``r * W + c``."""
+    flat_me = np.asarray(planes[..., 0]).reshape(-1)
+    flat_opp = np.asarray(planes[..., 1]).reshape(-1)
+    me = sum(1 << i for i in np.flatnonzero(flat_me))
+    opp = sum(1 << i for i in np.flatnonzero(flat_opp))
+    return int(me), int(opp)
