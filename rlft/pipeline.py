@@ -32,6 +32,8 @@ from rlft.stages.evaluate import EvalConfig
 from rlft.stages.finetune import FinetuneConfig
 from rlft.stages.imitate import ImitateConfig
 from rlft.stages.record import RecordConfig
+from rlft.supervised.classify import ClassifyConfig
+from rlft.supervised.pretrain import ImagePretrainConfig, MLMConfig
 
 
 @dataclass
@@ -66,6 +68,12 @@ class PipelineConfig:
     """`finetune` stage: PPO with a KL penalty toward the starting policy."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """`eval` stage: evaluate the agents the run produced."""
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    """`classify` stage: a pretrained backbone + new head on labelled examples (full / freeze / lora)."""
+    mlm: MLMConfig = field(default_factory=MLMConfig)
+    """`mlm` stage: masked-language-model training of a text encoder (feeds `classify`)."""
+    ssl_image: ImagePretrainConfig = field(default_factory=ImagePretrainConfig)
+    """`ssl_image` stage: self-supervised image encoder training (feeds `classify`)."""
 
     def validate(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
@@ -80,6 +88,9 @@ STAGES: dict[str, str] = {
     "imitate": "rlft.stages.imitate:run",
     "finetune": "rlft.stages.finetune:run",
     "eval": "rlft.stages.evaluate:run",
+    "classify": "rlft.supervised.classify:run",
+    "mlm": "rlft.supervised.pretrain:run_mlm",
+    "ssl_image": "rlft.supervised.pretrain:run_ssl_image",
 }
 """Stage name -> ``"module:function"``; the function takes a :class:`StageContext` and returns its result dict."""
 
