@@ -65,6 +65,10 @@ def negamax(rules: Rules, state: State, depth: int, alpha: float, beta: float) -
     if not moves:
         return 0.0
     if depth == 0:
+        # A leaf where the player to move wins on the spot is a win, not a heuristic score (a one-ply quiescence
+        # check that removes the worst horizon blunders).
+        if any(rules.last_won(rules.play(state, m)) for m in moves):
+            return WIN
         return rules.heuristic(state)
     best = -math.inf
     for move in rules.order(moves):

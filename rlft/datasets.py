@@ -56,9 +56,15 @@ def write_dataset(
             "author": {"rlft"},
             **metadata,
         })
+        # Minari re-measures the whole folder after every episode (quadratic in the number of episodes, minutes for
+        # thousands of short game episodes); measure once at the end instead.
+        get_size = storage.get_size
+        storage.get_size = lambda: 0.0  # type: ignore[method-assign]
         storage.update_episodes(episodes)
         if episode_metadata:
             storage.update_episode_metadata(episode_metadata, episode_indices=list(range(len(episode_metadata))))
+        storage.get_size = get_size  # type: ignore[method-assign]
+        storage.update_metadata({"dataset_size": get_size()})
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
