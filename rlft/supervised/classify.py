@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from rlft.pipeline import StageContext
 
 
+LR_BY_MODE = {"full": 5e-5, "freeze": 1e-4, "lora": 5e-4}
+"""Default peak learning rate per tuning mode (`classify.lr: null`): fine-tuning every weight of a pretrained
+transformer wants a small step; adapters and a few top layers tolerate larger ones."""
+
+
 @dataclass
 class ClassifyConfig:
     """Settings of the ``classify`` stage."""
@@ -65,8 +70,10 @@ class ClassifyConfig:
     """Passes over the training examples."""
     batch_size: int = param(32, ge=1)
     """Examples per optimizer step."""
-    lr: float = param(1e-3, gt=0)
-    """Peak learning rate of the backbone's trainable parameters (LoRA adapters included); decays linearly to 0."""
+    lr: float | None = param(None, gt=0)
+    """Peak learning rate of the backbone's trainable parameters (LoRA adapters included), decaying linearly to 0.
+    None: the usual value for the tuning mode (`LR_BY_MODE`: full 5e-5, freeze 1e-4, lora 5e-4), which suits
+    pretrained transformers; set it for small networks."""
     head_lr: float | None = None
     """Learning rate of the new head (None: `lr`). A new head usually wants more than a pretrained trunk."""
     weight_decay: float = param(0.0, ge=0)
@@ -82,7 +89,7 @@ class ClassifyConfig:
     seeds: int = param(1, ge=1)
     """Train this many times (seeds `seed`, `seed+1`, ...) and report the mean; the first run is exported."""
     scratch_baseline: bool = False
-    """Also train the same network from a random initialisation on the same examples, and report both."""
+    """Also train the same network from a random initialisation (tuning mode `full`) on the same examples."""
 
     def validate(self) -> None:
         if self.pooling not in ("mean", "cls"):
@@ -157,9 +164,9 @@ class Trainer:
         self.model.to(self.device)
         head = [p for p in self.model.head.parameters() if p.requires_grad]
         body = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-        groups = [{"params": body, "base_lr": self.cfg.lr},
-                  {"params": head, "base_lr": self.cfg.head_lr or self.cfg.lr}]
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr,
+        lr = self.cfg.lr or LR_BY_MODE[self.cfg.tuning.mode]
+        groups = [{"params": body, "base_lr": lr}, {"params": head, "base_lr": self.cfg.head_lr or lr}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr,
                                            weight_decay=self.cfg.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train) / self.cfg.batch_size)
         self.total_steps = self.steps_per_epoch * self.cfg.epochs
@@ -250,7 +257,9 @@ def build_model(cfg: ClassifyConfig, num_labels: int, seed: int, previous: str |
             if hasattr(module, "reset_parameters") and module is not encoder:
                 module.reset_parameters()  # type: ignore[operator]
     model = Classifier(encoder, num_labels, cfg.dropout)
-    counts = apply_tuning(model, cfg.tuning, model.groups(), [model.head])
+    # A network from scratch has nothing worth freezing: the baseline trains every weight.
+    tuning = TuningConfig(mode="full") if scratch else cfg.tuning
+    counts = apply_tuning(model, tuning, model.groups(), [model.head])
     return model, counts
 
 

@@ -13,7 +13,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     rows = compare_runs(args.runs)
     md, png = write_report(rows, args.out)
-    print_table("rlft compare", [{c: _cell(r.get(c)) for c in COLUMNS} for r in rows])
+    print_table("rlft compare", [{c: _cell(r.get(c), c) for c in COLUMNS} for r in rows])
     print(f"wrote {md} and {png}")
     return 0
 

@@ -24,6 +24,7 @@ HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "mean_reward", "reward",
 """Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM)."""
 COLUMNS = ("run", "kind", "metric", "value", "trainable_params", "total_params", "trainable_%", "wall_s",
            "peak_mem_mb")
+_DECIMALS = {"value": 4, "trainable_%": 2, "wall_s": 1, "peak_mem_mb": 0}
 
 
 def _stages(path: Path) -> dict[str, Any]:
@@ -108,11 +109,12 @@ def compare_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
     return [summarize_run(p) for p in paths]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "value") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+        digits = _DECIMALS.get(column, 4) if abs(value) < 10 or column != "value" else 2
+        return f"{value:,.{digits}f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -121,7 +123,7 @@ def _cell(value: Any) -> str:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(c), c) for c in COLUMNS) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +147,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
         if key == "trainable_params" and any(v > 0 for v in values):
             ax.set_yscale("log")
         for bar, row in zip(bars, rows):
-            ax.annotate(_cell(row.get(key)), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ax.annotate(_cell(row.get(key), key), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -185,8 +185,15 @@ def load_hf_encoder(spec: str, pooling: str = "mean", max_length: int = 64) -> H
     """Load a Hugging Face encoder and its tokenizer from a folder or a cached hub id."""
     from transformers import AutoModel, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report lists the unused pooler: noise for a user
     try:
-        model = AutoModel.from_pretrained(spec)
+        try:  # BERT-style models: rlft pools the token vectors itself, so the unused pooler is not loaded
+            model = AutoModel.from_pretrained(spec, add_pooling_layer=False)
+        except TypeError:
+            model = AutoModel.from_pretrained(spec)
         tokenizer = AutoTokenizer.from_pretrained(spec)
     except (OSError, ValueError) as e:
         raise CheckpointError(
@@ -194,6 +201,8 @@ def load_hf_encoder(spec: str, pooling: str = "mean", max_length: int = 64) -> H
             f"failed ({str(e).splitlines()[0]}). rlft never downloads at run time when HF_HUB_OFFLINE=1: pass a "
             "folder with config.json, or `minilm` for the packaged MiniLM-L6."
         ) from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return HFEncoder(model, tokenizer, pooling, max_length)
 
 
