@@ -45,12 +45,12 @@ def _text_renderer(plugin: Any) -> Callable[[np.ndarray, int], str]:
 class HumanAgent:
     """An agent that shows the board and asks a person for a move on a text stream (re-asks on bad input)."""
 
-    def __init__(self, seat: int, render: Callable[[np.ndarray, int], str], stdin: TextIO = sys.stdin,
-                 stdout: TextIO = sys.stdout) -> None:
+    def __init__(self, seat: int, render: Callable[[np.ndarray, int], str], stdin: TextIO | None = None,
+                 stdout: TextIO | None = None) -> None:
         self.seat = seat
         self.render = render
-        self.stdin = stdin
-        self.stdout = stdout
+        self.stdin = stdin or sys.stdin  # looked up now, not at import, so redirected streams are honoured
+        self.stdout = stdout or sys.stdout
 
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
         legal = [int(a) for a in np.flatnonzero(np.asarray(action_mask))]
