@@ -146,7 +146,8 @@ class AlphaBetaAgent(_Scripted):
             self.depth = int(depth)
             self.epsilon = float(eps) if eps else 0.0
         except ValueError as e:
-            raise ValueError(f"alphabeta takes 'K' or 'K,EPS' (e.g. alphabeta:3 or alphabeta:3,0.1), got {arg!r}") from e
+            raise ValueError(f"alphabeta takes 'K' or 'K,EPS' (e.g. alphabeta:3 or alphabeta:3,0.1), got {arg!r}"
+                             ) from e
         if self.depth < 1 or not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"alphabeta needs depth K >= 1 and 0 <= EPS <= 1, got {arg!r}")
 

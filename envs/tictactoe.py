@@ -56,7 +56,7 @@ class TicTacToeRules:
 RULES = TicTacToeRules()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def minimax_value(me: int, opp: int) -> int:
     """Exact value for the player to move: ``10 - plies`` to a win, 0 for a draw, negative for a loss."""
     if any(opp & w == w for w in LINES):

@@ -105,13 +105,16 @@ class GameResult:
 
 
 def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deterministic: bool | dict[str, bool] = True,
-              record: bool = False, after_move: Callable[[Any], None] | None = None) -> GameResult:
+              record: bool = False, on_position: Callable[[Any], None] | None = None) -> GameResult:
     """Play one game of an AEC env; ``seats`` maps each agent name to an :class:`~rlft.agents.Agent`.
 
     Every action is checked against the mask (an illegal one raises IllegalActionError). Rewards are accumulated
     per seat in AEC order (``env.last()`` gives each seat what it earned since its previous move).
+    ``on_position(env)`` is called after the reset and after every move (e.g. to grab rendered frames).
     """
     env.reset(seed=seed)
+    if on_position is not None:
+        on_position(env)
     returns = dict.fromkeys(env.possible_agents, 0.0)
     traces = {a: SeatTrace() for a in env.possible_agents} if record else None
     moves = 0
@@ -135,8 +138,8 @@ def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deter
             traces[name].actions.append(action)
         env.step(action)
         moves += 1
-        if after_move is not None:
-            after_move(env)
+        if on_position is not None:
+            on_position(env)
     return GameResult(returns=returns, moves=moves, traces=traces)
 
 
@@ -248,7 +251,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
             raise PluginError(f"Self-play needs a two-player game; '{plugin.name}' has agents {self.seats}.")
         first = self.seats[0]
         space = env.observation_space(first)
-        if not isinstance(space, gym.spaces.Dict) or "observation" not in space.spaces or "action_mask" not in space.spaces:
+        if not (isinstance(space, gym.spaces.Dict) and {"observation", "action_mask"} <= set(space.spaces)):
             raise PluginError(f"Self-play needs observations {{'observation', 'action_mask'}}; '{plugin.name}' gives "
                               f"{space}.")
         self.observation_space = space["observation"]
@@ -261,7 +264,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self._episode = 0
         self.learner = first
         self.opponent = self._fallback
-        self._mask = np.ones(int(self.action_space.n), dtype=bool)  # type: ignore[attr-defined]
+        self._mask: np.ndarray = np.ones(int(self.action_space.n), dtype=np.bool_)  # type: ignore[attr-defined]
 
     # -- snapshots (called through VecEnv.env_method) -------------------------------------------------------
     def add_snapshot(self, payload: dict[str, Any]) -> None:
@@ -364,7 +367,9 @@ class SnapshotCallback(BaseCallback):
     def _push(self) -> None:
         step = int(self.model.num_timesteps)
         payload = snapshot_payload(self.model.policy, self.runner.spec, self.runner.masked, f"snapshot@{step}")
-        self.model.get_env().env_method("add_snapshot", payload)
+        venv = self.model.get_env()
+        assert venv is not None, "the model has no env"
+        venv.env_method("add_snapshot", payload)
         self._last = step
 
     def _on_training_start(self) -> None:
@@ -556,7 +561,8 @@ def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[An
     """Minari episodes (one per seat per game, observations ``{"observation", "action_mask"}``) and metadata."""
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    buffers, meta = [], []
+    buffers: list[Any] = []
+    meta: list[dict[str, Any]] = []
     for g, result in enumerate(results):
         if result.traces is None:
             raise ValueError("game_episodes needs games played with record=True")

@@ -151,7 +151,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     space = env.action_space(seats[0])
     players = {seats[0]: resolve_agent(args.first, plugin, action_space=space, seed=args.seed),
                seats[1]: resolve_agent(args.second, plugin, action_space=space, seed=args.seed + 1)}
-    frames: list[np.ndarray] = []
+    frames: list[Any] = []
 
     def grab(e: Any) -> None:
         frame = e.render()
@@ -159,9 +159,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise PluginError(f"'{env_spec}' returned no frame in rgb_array render mode.")
         frames.append(np.asarray(frame))
 
-    env.reset(seed=args.seed)
-    result = play_game(env, players, seed=args.seed, after_move=grab)
-    frames.insert(0, np.asarray(env.render()) if not frames else frames[0])
+    result = play_game(env, players, seed=args.seed, on_position=grab)
     frames += [frames[-1]] * 3  # hold the final position
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     imageio.mimsave(args.out, frames, duration=1000 // max(args.fps, 1), loop=0)

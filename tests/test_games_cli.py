@@ -90,8 +90,9 @@ def test_record_both_seats_then_behaviour_clone(tmp_path: Path) -> None:
 
     # Behaviour cloning from the recording gives a player that beats random (random itself wins ~0.3 of games).
     run_dir = tmp_path / "bc"
-    args = ["imitate", "--env", "tictactoe", "--dataset", str(out), "--run-dir", str(run_dir), "--epochs", "40", "-q",
-            "--set", "imitate.policy.net_arch=[128,128]", "--set", "imitate.policy.activation=relu", "--set", "imitate.critic_warmup_epochs=1"]
+    args = ["imitate", "--env", "tictactoe", "--dataset", str(out), "--run-dir", str(run_dir), "--epochs", "40",
+            "-q", "--set", "imitate.policy.net_arch=[128,128]", "--set", "imitate.policy.activation=relu",
+            "--set", "imitate.critic_warmup_epochs=1"]
     assert main(args) == 0
     agent = rlft.load_agent(run_dir)
     score = evaluate_game(agent, resolve_env("tictactoe"), {}, ["random"], 100, seed=1)["per_opponent"]["random"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rlft.agents import resolve_agent
-from rlft.envs import BUILTIN_ENVS
 from rlft.environment import check_env, is_pettingzoo, resolve_env
+from rlft.envs import BUILTIN_ENVS
 from rlft.games import evaluate_game
 
 GAMES = [name for name, plugin in BUILTIN_ENVS.items() if is_pettingzoo(plugin.make())]

@@ -1,0 +1,206 @@
+"""Connect Four self-play benchmark: rlft's self-play PPO against the PettingZoo SB3 tutorial setup, in one run.
+
+Prints two figures (targets from the games issue):
+
+(a) env steps/s of rlft's self-play PPO (``configs/connect_four.yaml``: opponents played inside ``step``, snapshot
+    pool, KL penalty) vs sb3-contrib ``MaskablePPO`` in the PettingZoo SB3 Connect Four tutorial setup (one model
+    plays both seats through ``SB3ActionMaskWrapper`` + ``ActionMasker``), with the same network, ``n_envs``,
+    ``n_steps``, ``batch_size`` and ``n_epochs`` (target >= 1.0). One rlft env step is one learner move (plus the
+    opponent's reply inside the env); one tutorial env step is one move of either seat. Both are reported.
+(b) env steps of PPO needed to reach a win rate against ``alphabeta:2`` (checked every ``--eval-every`` steps over
+    ``--eval-games`` games, both seats), fine-tuning from the behaviour-cloned policy of a run vs from scratch with
+    the same PPO settings; scratch is stopped at ``--scratch-factor`` x the BC -> PPO figure (target: >= 5x).
+
+Usage::
+
+    rlft train configs/connect_four.yaml --run-dir runs/c4
+    OMP_NUM_THREADS=1 python benchmarks/bench_selfplay.py --run runs/c4            # ~15-25 min on 2 CPU cores
+    OMP_NUM_THREADS=1 python benchmarks/bench_selfplay.py --run runs/c4 --quick    # smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlft.config import load_config
+from rlft.environment import resolve_env
+from rlft.games import evaluate_game
+from rlft.pipeline import PipelineConfig
+from rlft.policies.networks import PolicySpec, policy_kwargs
+from rlft.stages.finetune import FinetuneConfig, FinetuneRunner, load_start_policy
+
+CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"
+
+
+def finetune_config(**overrides: Any) -> tuple[FinetuneConfig, PolicySpec]:
+    """The finetune section of configs/connect_four.yaml (with overrides) and the config's network."""
+    cfg = load_config(PipelineConfig, CONFIG)
+    ft = cfg.finetune
+    for key, value in overrides.items():
+        setattr(ft, key, value)
+    return ft, cfg.imitate.policy
+
+
+# --------------------------------------------------------------------------------------------------------------
+# (a) throughput against the PettingZoo SB3 tutorial
+# --------------------------------------------------------------------------------------------------------------
+
+
+def tutorial_env() -> gym.Env[Any, Any]:
+    """The PettingZoo SB3 Connect Four tutorial env: one model plays whichever seat is to move."""
+    from pettingzoo.classic import connect_four_v3
+    from pettingzoo.utils import BaseWrapper
+    from sb3_contrib.common.wrappers import ActionMasker
+
+    class SB3ActionMaskWrapper(BaseWrapper):  # as in the tutorial
+        def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+            super().reset(seed, options)
+            self.observation_space = super().observation_space(self.possible_agents[0])["observation"]
+            self.action_space = super().action_space(self.possible_agents[0])
+            return self.observe(self.agent_selection), {}
+
+        def step(self, action: int) -> Any:
+            current_agent = self.agent_selection
+            super().step(action)
+            next_agent = self.agent_selection
+            return (self.observe(next_agent), self._cumulative_rewards[current_agent],
+                    self.terminations[current_agent], self.truncations[current_agent], self.infos[current_agent])
+
+        def observe(self, agent: str) -> Any:
+            return super().observe(agent)["observation"]
+
+        def action_mask(self) -> Any:
+            return super().observe(self.agent_selection)["action_mask"]
+
+    env = SB3ActionMaskWrapper(connect_four_v3.env())
+    env.reset(seed=0)
+    return ActionMasker(env, lambda e: e.action_mask())  # type: ignore[arg-type, attr-defined]
+
+
+def tutorial_model(ft: FinetuneConfig, spec: PolicySpec, seed: int) -> Any:
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([tutorial_env for _ in range(ft.n_envs)])
+    return MaskablePPO(MaskableActorCriticPolicy, venv, n_steps=ft.n_steps, batch_size=ft.batch_size,
+                       n_epochs=ft.n_epochs, learning_rate=ft.learning_rate, gamma=ft.gamma, seed=seed,
+                       policy_kwargs=policy_kwargs(spec), verbose=0, device="cpu")
+
+
+def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None) -> FinetuneRunner:
+    import dataclasses
+
+    runner = FinetuneRunner(cfg=ft, run=None, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu",
+                            adapter_kwargs={"self_play": dataclasses.asdict(ft.self_play), "seed": seed})
+    runner.build(init, spec)
+    return runner
+
+
+def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
+    """Env steps/s of learn() (no evaluation), interleaved repeats so machine load hits both alike."""
+    ft, spec = finetune_config(eval_every=0)
+    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": []}
+    for r in range(repeats):
+        model = tutorial_model(ft, spec, seed + r)
+        start = time.perf_counter()
+        model.learn(steps)
+        rates["tutorial MaskablePPO"].append(model.num_timesteps / (time.perf_counter() - start))
+        runner = rlft_runner(ft, spec, seed + r)
+        start = time.perf_counter()
+        runner.model.learn(steps, callback=_snapshot_callbacks(runner))
+        rates["rlft self-play"].append(runner.model.num_timesteps / (time.perf_counter() - start))
+    return rates
+
+
+def _snapshot_callbacks(runner: FinetuneRunner) -> list[Any]:
+    from rlft.games import SnapshotCallback
+
+    return [SnapshotCallback(runner, runner.cfg.self_play)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# (b) steps to a win rate against alphabeta:2
+# --------------------------------------------------------------------------------------------------------------
+
+
+def steps_to_target(init: str, bc_dir: str | None, target: float, budget: int, eval_every: int, games: int,
+                    seed: int) -> tuple[int | None, list[tuple[int, dict[str, float]]]]:
+    plugin = resolve_env("connect_four")
+
+    def evaluator(agent: Any) -> dict[str, float]:
+        r = evaluate_game(agent, plugin, {}, ["alphabeta:2"], games, seed=50_000)["per_opponent"]["alphabeta:2"]
+        return {"eval/win_rate_vs_alphabeta_2": r["win"]}
+
+    ft, spec = finetune_config(init=init, total_timesteps=budget, eval_every=eval_every, stop_at=target)
+    outputs = {"agents": {"imitate": bc_dir}} if bc_dir else {}
+    torch.manual_seed(seed)
+    policy, spec = load_start_policy(init, outputs, spec, "cpu", False, "connect_four")
+    runner = FinetuneRunner(cfg=ft, run=None, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu",
+                            evaluator=evaluator, adapter_kwargs={"self_play": _asdict(ft), "seed": seed})
+    runner.build(policy, spec)
+    runner.learn()
+    hit = next((s for s, m in runner.history if m["eval/win_rate_vs_alphabeta_2"] >= target), None)
+    return hit, runner.history
+
+
+def _asdict(ft: FinetuneConfig) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(ft.self_play)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="a finished `rlft train configs/connect_four.yaml` run folder")
+    parser.add_argument("--target", type=float, default=0.6, help="win rate against alphabeta:2 to reach")
+    parser.add_argument("--eval-every", type=int, default=8192)
+    parser.add_argument("--eval-games", type=int, default=40)
+    parser.add_argument("--bc-budget", type=int, default=200_000, help="max PPO steps from the BC policy")
+    parser.add_argument("--scratch-factor", type=float, default=5.0)
+    parser.add_argument("--throughput-steps", type=int, default=8192)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke check, figures meaningless)")
+    args = parser.parse_args()
+    if args.quick:
+        args.throughput_steps, args.repeats, args.bc_budget, args.eval_every, args.eval_games = 2048, 1, 4096, 2048, 10
+
+    rates = throughput(args.throughput_steps, args.seed, args.repeats)
+    ours, theirs = float(np.median(rates["rlft self-play"])), float(np.median(rates["tutorial MaskablePPO"]))
+    print("\n(a) throughput, env steps/s (median of interleaved repeats)")
+    for name, values in rates.items():
+        print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
+    print(f"    ratio rlft / tutorial: {ours / theirs:.2f} per env step (target >= 1.0); "
+          f"{2 * ours / theirs:.2f} per move (an rlft step holds the learner's and the opponent's move)")
+
+    bc_dir = str(Path(args.run) / "stages" / "imitate")
+    bc_hit, bc_hist = steps_to_target("imitate", bc_dir, args.target, args.bc_budget, args.eval_every,
+                                      args.eval_games, args.seed)
+    print(f"\n(b) PPO env steps to a win rate >= {args.target} against alphabeta:2 ({args.eval_games} games per check)")
+    start = bc_hist[0][1]["eval/win_rate_vs_alphabeta_2"] if bc_hist else float("nan")
+    print(f"    BC -> PPO: {bc_hit} steps (BC alone: {start:.2f}; curve "
+          f"{[(s, round(m['eval/win_rate_vs_alphabeta_2'], 2)) for s, m in bc_hist]})")
+    if bc_hit is None:
+        print("    BC -> PPO did not reach the target within its budget; no ratio.")
+        return
+    budget = int(max(bc_hit, args.eval_every) * args.scratch_factor)
+    scratch_hit, scratch_hist = steps_to_target("scratch", None, args.target, budget, args.eval_every,
+                                                args.eval_games, args.seed)
+    best = max(m["eval/win_rate_vs_alphabeta_2"] for _, m in scratch_hist)
+    if scratch_hit is None:
+        print(f"    scratch:   not reached in {budget} steps (best {best:.2f}) -> ratio > {args.scratch_factor:.1f}x "
+              f"(target >= 5x)")
+    else:
+        print(f"    scratch:   {scratch_hit} steps -> ratio {scratch_hit / max(bc_hit, 1):.1f}x (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
