@@ -53,12 +53,12 @@ class ClassificationEpisodeEnv(gym.Env[np.ndarray, np.int64]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._index = int(self.np_random.integers(len(self.labels)))
-        return self.features[self._index], {"label": int(self.labels[self._index])}
+        return self.features[self._index].copy(), {"label": int(self.labels[self._index])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         label = int(self.labels[self._index])
         reward = 1.0 if int(action) == label else 0.0
-        return self.features[self._index], reward, True, False, {"label": label}
+        return self.features[self._index].copy(), reward, True, False, {"label": label}
 
 
 def blobs(n: int = 600, num_labels: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -215,7 +215,7 @@ def run_mlm(ctx: StageContext) -> dict[str, Any]:
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
-            loss_value = float(out.loss)
+            loss_value = out.loss.item()
             if step % 10 == 0 or step == cfg.steps:
                 metrics.log({"mlm/loss": loss_value}, step=step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -258,7 +258,7 @@ def run_ssl_image(ctx: StageContext) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             step += 1
-            scalars = {"ssl/loss": float(loss), **{f"ssl/{k}": v for k, v in extra.items()}}
+            scalars = {"ssl/loss": loss.item(), **{f"ssl/{k}": v for k, v in extra.items()}}
             if step % 10 == 0 or step == total:
                 metrics.log(scalars, step=step)
             if step % cfg.checkpoint_every == 0 or step == total:

@@ -1,0 +1,164 @@
+"""The supervised stages from the command line: self-supervised pretraining feeding classify, `rlft compare`, and
+clear errors (non-zero exit, no traceback) for bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlft.cli import main
+from rlft.supervised.data import DataConfig, load_splits
+from rlft.supervised.pretrain import mask_tokens, patch_mask, rotation_batch
+
+DIGITS_TINY = ["stages=[ssl_image,classify]", "ssl_image.epochs=1", "ssl_image.encoder.channels=[8,16]",
+               "ssl_image.encoder.features_dim=32", "classify.backbone=previous", "classify.data.source=digits",
+               "classify.data.label_fraction=0.5", "classify.data.max_train=400", "classify.data.max_eval=150",
+               "classify.epochs=3", "classify.lr=0.003", "classify.head_lr=0.01", "classify.tuning.mode=freeze"]
+
+
+def _train(run_dir: Path, overrides: list[str], config: str | None = None) -> int:
+    args = ["train", *( [config] if config else []), "--run-dir", str(run_dir), "-q"]
+    for item in overrides:
+        args += ["--set", item]
+    return main(args)
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+# -- objectives: hand-checkable properties -----------------------------------------------------------------------
+
+
+def test_bert_masking_follows_the_80_10_10_recipe_and_never_masks_special_tokens() -> None:
+    ids = torch.randint(5, 1000, (200, 50))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    corrupted, labels = mask_tokens(ids, special, mask_id=4, vocab_size=1000, prob=0.15,
+                                    generator=torch.Generator().manual_seed(0))
+    chosen = labels != -100
+    assert not chosen[special].any() and torch.equal(corrupted[special], ids[special])
+    assert torch.equal(labels[chosen], ids[chosen])
+    assert abs(chosen.float().mean().item() - 0.15 * 48 / 50) < 0.01
+    masked = (corrupted == 4) & chosen
+    kept = (corrupted == ids) & chosen
+    assert abs(masked.sum().item() / chosen.sum().item() - 0.8) < 0.03
+    assert abs(kept.sum().item() / chosen.sum().item() - 0.1) < 0.03  # (+ the rare random token equal to itself)
+    assert torch.equal(corrupted[~chosen], ids[~chosen])
+
+
+def test_rotation_batch_and_patch_mask() -> None:
+    image = torch.arange(4.0).reshape(1, 1, 2, 2)  # [[0, 1], [2, 3]]
+    rotated, labels = rotation_batch(image)
+    assert labels.tolist() == [0, 1, 2, 3]
+    assert rotated[1, 0].tolist() == [[1.0, 3.0], [0.0, 2.0]]  # 90 degrees counter-clockwise
+    assert torch.equal(rotated[2, 0], image[0, 0].flip(0).flip(1))
+    mask = patch_mask(torch.Size([3, 1, 8, 8]), 0.5, torch.Generator().manual_seed(0))
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(mask[:, :, ::2, ::2], mask[:, :, 1::2, 1::2])  # whole 2x2 patches
+
+
+def test_label_fraction_is_stratified_and_held_out_split_is_fixed() -> None:
+    cfg = DataConfig(source="digits", label_fraction=0.1)
+    train_a, held_a = load_splits(cfg, seed=0)
+    train_b, held_b = load_splits(cfg, seed=1)
+    assert np.array_equal(held_a.labels, held_b.labels) and len(held_a) == 359
+    assert 130 <= len(train_a) <= 150 and set(np.bincount(train_a.labels)) <= {14, 15}
+    assert not np.array_equal(train_a.inputs, train_b.inputs)  # a different 10% per seed
+
+
+def test_vader_lexicon_is_real_labelled_text() -> None:
+    train, held_out = load_splits(DataConfig(source="vader-lexicon"), seed=0)
+    assert train.label_names == ["negative", "positive"]
+    assert len(train) + len(held_out) == 7226
+    words = dict(zip(train.inputs + held_out.inputs, np.concatenate([train.labels, held_out.labels])))
+    assert words["love"] == 1 and words["awful"] == 0
+
+
+# -- pipelines and compare -------------------------------------------------------------------------------------
+
+
+def test_ssl_image_feeds_classify_and_compare_writes_table_and_png(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    assert _train(tmp_path / "freeze", DIGITS_TINY) == 0
+    assert _train(tmp_path / "scratch", [*DIGITS_TINY[:-1], "classify.tuning.mode=full",
+                                         "classify.scratch_baseline=true"]) == 0
+    results = json.loads((tmp_path / "freeze" / "results.json").read_text())
+    metrics = results["classify"]["metrics"]
+    assert metrics["trainable_params"] < metrics["total_params"]
+    assert metrics["accuracy"] > 0.3 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    assert (tmp_path / "freeze" / "final" / "classifier.json").is_file()
+    assert (tmp_path / "freeze" / "final" / "encoder" / "encoder.json").is_file()
+    assert "scratch_accuracy" in json.loads((tmp_path / "scratch" / "results.json").read_text())["classify"]["metrics"]
+    capsys.readouterr()
+
+    out = tmp_path / "report"
+    assert main(["compare", str(tmp_path / "freeze"), str(tmp_path / "scratch"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "freeze" in printed and "scratch" in printed and "classify accuracy" in printed
+    table = (out / "compare.md").read_text()
+    assert table.count("| freeze |") == 1 and table.count("| scratch |") == 1 and "trainable_params" in table
+    png = (out / "compare.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(out / "compare.png")).shape[2] in (3, 4)
+
+
+def test_compare_reads_game_agent_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "cartpole"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({
+        "finetune": {"metrics": {"trainable_params": 9155, "total_params": 9155, "mean_return": 480.0},
+                     "seconds": 30.0},
+        "eval": {"metrics": {}, "table": {"finetune": {"mean_return": 500.0, "std_return": 0.0}}, "seconds": 2.0}}))
+    assert main(["compare", str(run), "--out", str(tmp_path / "r")]) == 0
+    table = (tmp_path / "r" / "compare.md").read_text()
+    assert "| cartpole | game agent | eval mean_return | 500.00 | 9,155 | 9,155 | 100.00 | 32.0 | - |" in table
+
+
+def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "not an rlft run folder" in capsys.readouterr().err
+
+
+# -- bad inputs: a clear message and a non-zero exit ---------------------------------------------------------------
+
+
+def _classify_csv(tmp_path: Path, overrides: list[str]) -> tuple[int, str]:
+    base = ["stages=[classify]", "classify.backbone=mlp", "classify.epochs=1"]
+    return _train(tmp_path / "run", base + overrides), ""
+
+
+def test_missing_label_column_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _csv(tmp_path / "d.csv", "text,sentiment", ["good,pos", "bad,neg"])
+    code, _ = _classify_csv(tmp_path, [f"classify.data.source={data}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "no column 'label'" in err and "sentiment" in err and "data.label_column" in err
+
+
+def test_label_set_mismatch_between_train_and_eval_is_a_clear_error(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    train = _csv(tmp_path / "train.csv", "text,label", ["good,pos", "bad,neg", "fine,pos"])
+    held = _csv(tmp_path / "eval.csv", "text,label", ["great,positive", "awful,neg"])
+    code, _ = _classify_csv(tmp_path, [f"classify.data.source={train}", f"classify.data.eval_source={held}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "label sets of training and evaluation data differ" in err and "'positive'" in err
+
+
+def test_backbone_path_that_does_not_exist_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _ = _classify_csv(tmp_path, ["classify.data.source=digits", f"classify.backbone={tmp_path}/no/such/model"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "no/such/model" in err and "Traceback" not in err
+
+
+def test_backbone_folder_without_a_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _ = _classify_csv(tmp_path, ["classify.data.source=digits", f"classify.backbone={tmp_path / 'empty'}"])
+    assert code == 2 and "holds no model" in capsys.readouterr().err
