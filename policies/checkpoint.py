@@ -51,7 +51,9 @@ def save_policy(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    # clone(): SB3 shares one features extractor under three names (features_/pi_features_/vf_features_extractor)
+    # and safetensors refuses tensors that share memory; a copy each keeps every key loadable with load_state_dict.
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in policy.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     meta = {
         "format": FORMAT,
