@@ -227,3 +227,19 @@ def test_elo_from_pairwise_results() -> None:
     assert abs(elo.mean() - 1000) < 1e-6
     fixed = fit_elo(scores, games, fixed={1: 0.0})
     assert fixed[1] == 0.0 and abs(fixed[0] - 191) < 5
+
+
+def test_board_cnn_policy_saves_and_loads(tmp_path: Any) -> None:
+    """The `cnn` arch shares its features extractor under three names; the checkpoint must still round-trip."""
+    from rlft.policies.checkpoint import load_policy, save_policy
+
+    env = make_gym_env(resolve_env("connect_four"), {})
+    spec = PolicySpec(arch="cnn", cnn_channels=[8], net_arch=[16])
+    policy = build_policy(spec, env.observation_space, env.action_space, masked=True)
+    save_policy(tmp_path, policy, spec, masked=True, env="connect_four")
+    loaded, meta = load_policy(tmp_path)
+    obs = torch.zeros(1, 6, 7, 2)
+    from rlft.policies.networks import action_logits
+
+    assert torch.allclose(action_logits(policy, obs), action_logits(loaded, obs))
+    assert meta["policy"]["arch"] == "cnn"
