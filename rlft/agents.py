@@ -110,7 +110,7 @@ class RandomAgent:
 # Loading
 # --------------------------------------------------------------------------------------------------------------
 
-AGENT_KINDS: dict[str, str] = {"policy": "rlft.agents:_load_policy_agent"}
+AGENT_KINDS: dict[str, str] = {"policy": "rlft.agents:_load_policy_agent", "llm": "rlft.llm.agent:load_llm_agent"}
 """Loaders by the ``kind`` field of ``agent.json``: policies here; LLM agents register ``llm``."""
 
 

@@ -26,6 +26,14 @@ import torch
 from rlft import plugins
 from rlft.config import dump_yaml, param
 from rlft.errors import ConfigError
+from rlft.llm.config import (
+    InitConfig,
+    LLMEvalConfig,
+    LLMModelConfig,
+    PretrainConfig,
+    RLStageConfig,
+    SFTStageConfig,
+)
 from rlft.metrics import MetricLogger, log
 from rlft.run import AtomicDir, RunDir, write_json
 from rlft.stages.evaluate import EvalConfig
@@ -34,6 +42,7 @@ from rlft.stages.imitate import ImitateConfig
 from rlft.stages.record import RecordConfig
 from rlft.supervised.classify import ClassifyConfig
 from rlft.supervised.pretrain import ImagePretrainConfig, MLMConfig
+from rlft.tuning import TuningConfig
 
 
 @dataclass
@@ -74,6 +83,20 @@ class PipelineConfig:
     """`mlm` stage: masked-language-model training of a text encoder (feeds `classify`)."""
     ssl_image: ImagePretrainConfig = field(default_factory=ImagePretrainConfig)
     """`ssl_image` stage: self-supervised image encoder training (feeds `classify`)."""
+    model: LLMModelConfig = field(default_factory=LLMModelConfig)
+    """LLM stages: the causal LM the first of them starts from (hub id or folder; empty with the `init` stage)."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """LLM stages `sft` and `rl`: full / freeze / lora (`pretrain` always trains every parameter)."""
+    init: InitConfig = field(default_factory=InitConfig)
+    """`init` stage: train a small tokenizer and build a tiny Qwen2-style causal LM, offline."""
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """`pretrain` stage: self-supervised causal-LM training on a text corpus."""
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
+    """`sft` stage: TRL SFTTrainer on prompt/completion demonstrations."""
+    rl: RLStageConfig = field(default_factory=RLStageConfig)
+    """`rl` stage: TRL GRPO or RLOO with reward plugins."""
+    llm_eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)
+    """LLM held-out evaluation (exact match greedy/sampled, reward): before/after each LLM stage and `llm_eval`."""
 
     def validate(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
@@ -91,6 +114,11 @@ STAGES: dict[str, str] = {
     "classify": "rlft.supervised.classify:run",
     "mlm": "rlft.supervised.pretrain:run_mlm",
     "ssl_image": "rlft.supervised.pretrain:run_ssl_image",
+    "init": "rlft.llm.init:run",
+    "pretrain": "rlft.llm.pretrain:run",
+    "sft": "rlft.llm.sft:run",
+    "rl": "rlft.llm.rl:run",
+    "llm_eval": "rlft.llm.evaluate:run",
 }
 """Stage name -> ``"module:function"``; the function takes a :class:`StageContext` and returns its result dict."""
 

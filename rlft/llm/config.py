@@ -1,0 +1,203 @@
+"""Config sections of the LLM stages (``init``, ``pretrain``, ``sft``, ``rl``, ``llm_eval``).
+
+Each is a plain dataclass with a docstring under every field; :class:`rlft.pipeline.PipelineConfig` holds one field
+per section, so ``--set sft.epochs=3`` works like any other key. The model a stage starts from is the model the
+previous LLM stage produced, else ``model.name`` (a hub id or a local folder).
+
+Example::
+
+    stages: [init, pretrain, sft, rl, llm_eval]
+    rl: {algorithm: grpo, rewards: [{fn: exact_match, weight: 1.0}]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rlft.config import param
+
+
+@dataclass
+class LLMModelConfig:
+    """The causal LM the first LLM stage starts from (later stages continue from the previous stage's model)."""
+
+    name: str = ""
+    """Hugging Face causal-LM id or local folder. Empty: the model must come from an earlier stage (e.g. `init`)."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """Weights dtype when loading `name`."""
+    trust_remote_code: bool = False
+    """Allow model code shipped with a hub repo to run (off by default: it executes code from the download)."""
+
+
+@dataclass
+class LLMDataConfig:
+    """Where a stage's examples come from, and which columns hold what."""
+
+    source: str = "addition"
+    """`addition` (generated task: prompt `a+b=`, completion the sum), or a local `.jsonl`/`.json`/`.csv`/`.parquet`
+    file, or a folder written by `datasets.save_to_disk`."""
+    split: str = "train"
+    """Generated tasks: `train` or `test` (disjoint sets of problems). Folders holding a DatasetDict: the split."""
+    size: int = param(2000, ge=1)
+    """Generated tasks: number of examples (drawn with replacement from the split's problems)."""
+    wrong_fraction: float = param(0.0, ge=0, le=1)
+    """Generated tasks: share of examples whose completion is replaced by a wrong answer (noisy demonstrations)."""
+    seed: int = param(0, ge=0)
+    """Generated tasks: sampling seed (added to the stage seed)."""
+    prompt_column: str = "prompt"
+    """Column holding the prompt."""
+    completion_column: str = "completion"
+    """Column holding the reference completion (SFT target, exact-match answer)."""
+    text_column: str = "text"
+    """`pretrain`: column holding raw text. When absent, prompt + completion are joined."""
+    limit: int = param(0, ge=0)
+    """Use only the first N rows of a file (0: all)."""
+
+
+@dataclass
+class InitConfig:
+    """Settings of the ``init`` stage: a tokenizer trained on a corpus, and a tiny Qwen2-style causal LM."""
+
+    data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(size=5000))
+    """Corpus the tokenizer vocabulary is built from."""
+    level: Literal["char", "word"] = "char"
+    """`char`: one token per character; `word`: one token per whitespace-separated word."""
+    vocab_size: int = param(1000, ge=8)
+    """`word` level: maximum vocabulary size (most frequent words)."""
+    hidden_size: int = param(64, ge=8)
+    """Model width."""
+    num_layers: int = param(2, ge=1)
+    """Transformer blocks."""
+    num_heads: int = param(4, ge=1)
+    """Attention heads (must divide hidden_size)."""
+    num_kv_heads: int = param(2, ge=1)
+    """Key/value heads (grouped-query attention; must divide num_heads)."""
+    intermediate_size: int = param(256, ge=8)
+    """MLP width."""
+    max_length: int = param(128, ge=8)
+    """Longest sequence (positions)."""
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of the ``pretrain`` stage: self-supervised causal-LM training on a text corpus."""
+
+    data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(size=20000))
+    """The corpus (the `text_column`, or prompt + completion joined)."""
+    block_size: int = param(64, ge=4)
+    """Texts are joined (each ends with EOS) and cut into blocks of this many tokens."""
+    epochs: float = param(1.0, gt=0)
+    """Passes over the corpus."""
+    max_steps: int = param(-1, ge=-1)
+    """Stop after this many optimizer steps (-1: use `epochs`)."""
+    batch_size: int = param(32, ge=1)
+    """Blocks per optimizer step (per process)."""
+    lr: float = param(1e-3, gt=0)
+    """AdamW peak learning rate (linear warm-up then cosine decay)."""
+    warmup_ratio: float = param(0.05, ge=0, lt=1)
+    """Share of steps spent warming up the learning rate."""
+    save_steps: int = param(200, ge=1)
+    """Write a resumable checkpoint every N steps (the newest two are kept)."""
+    logging_steps: int = param(20, ge=1)
+    """Log train/loss every N steps."""
+
+
+@dataclass
+class SFTStageConfig:
+    """Settings of the ``sft`` stage: TRL `SFTTrainer` on prompt/completion demonstrations."""
+
+    data: LLMDataConfig = field(default_factory=LLMDataConfig)
+    """The demonstrations."""
+    epochs: float = param(1.0, gt=0)
+    """Passes over the demonstrations."""
+    max_steps: int = param(-1, ge=-1)
+    """Stop after this many optimizer steps (-1: use `epochs`)."""
+    batch_size: int = param(32, ge=1)
+    """Examples per optimizer step (per process)."""
+    lr: float = param(5e-4, gt=0)
+    """AdamW peak learning rate."""
+    max_length: int = param(128, ge=4)
+    """Truncate prompt + completion to this many tokens."""
+    completion_only_loss: bool = True
+    """Train on the completion tokens only (the prompt is context, not target)."""
+    save_steps: int = param(200, ge=1)
+    """Write a resumable checkpoint every N steps."""
+    logging_steps: int = param(20, ge=1)
+    """Log train/loss every N steps."""
+
+
+@dataclass
+class RewardSpec:
+    """One reward term: a function (built-in name, `pkg.module:fn`, `file.py:fn`) or a reward model, and its weight."""
+
+    fn: str = ""
+    """Built-in (`exact_match`, `regex_match`, `length_penalty`), `pkg.module:fn` or `path/to/file.py:fn`.
+    Contract (TRL's): `fn(prompts, completions, **columns) -> list[float | None]`."""
+    model: str = ""
+    """Instead of `fn`: a sequence-classification reward model (local folder or hub id); its logit is the reward."""
+    weight: float = 1.0
+    """Weight of this term in the summed reward."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments bound to the function (e.g. `pattern` for `regex_match`, `column` for `exact_match`)."""
+
+    def validate(self) -> None:
+        if bool(self.fn) == bool(self.model):
+            raise ValueError("a reward needs exactly one of `fn` (a function spec) or `model` (a reward model path).")
+
+
+@dataclass
+class RLStageConfig:
+    """Settings of the ``rl`` stage: reward-driven fine-tuning with TRL's GRPO or RLOO."""
+
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    """`grpo` (group-normalised advantages, TRL GRPOTrainer) or `rloo` (leave-one-out baseline, TRL RLOOTrainer)."""
+    data: LLMDataConfig = field(default_factory=LLMDataConfig)
+    """The prompts (other columns are passed to the reward functions as keyword arguments)."""
+    rewards: list[RewardSpec] = field(default_factory=lambda: [RewardSpec(fn="exact_match")])
+    """Reward terms, summed with their weights."""
+    max_steps: int = param(100, ge=1)
+    """Optimizer steps."""
+    batch_size: int = param(16, ge=1)
+    """Completions per optimizer step (per process); must be divisible by `num_generations`."""
+    num_generations: int = param(8, ge=2)
+    """Completions sampled per prompt (the group the advantage is computed within)."""
+    max_completion_length: int = param(16, ge=1)
+    """Longest completion, in tokens."""
+    temperature: float = param(1.0, gt=0)
+    """Sampling temperature of the rollouts."""
+    beta: float = param(0.0, ge=0)
+    """KL penalty toward the starting model (0: no reference model is kept)."""
+    lr: float = param(1e-5, gt=0)
+    """AdamW learning rate."""
+    num_iterations: int = param(1, ge=1)
+    """Optimisation passes per batch of generations (>1 reuses samples, clipped like PPO)."""
+    use_vllm: bool = False
+    """Generate with vLLM (TRL's switch; needs vLLM installed and a GPU)."""
+    save_steps: int = param(50, ge=1)
+    """Write a resumable checkpoint every N steps."""
+    logging_steps: int = param(5, ge=1)
+    """Log reward, KL and completion length every N steps."""
+
+    def validate(self) -> None:
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations "
+                             f"({self.num_generations}): every prompt needs a full group of completions.")
+
+
+@dataclass
+class LLMEvalConfig:
+    """Held-out evaluation of an LLM, run before and after every LLM training stage and by the ``llm_eval`` stage."""
+
+    data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(split="test", size=200, seed=1))
+    """Held-out prompts with reference completions."""
+    enabled: bool = True
+    """Evaluate before and after each LLM training stage (the `llm_eval` stage always evaluates)."""
+    max_new_tokens: int = param(16, ge=1)
+    """Longest generated completion."""
+    temperature: float = param(1.0, gt=0)
+    """Temperature of the sampled evaluation (greedy is always measured too)."""
+    batch_size: int = param(200, ge=1)
+    """Prompts generated at once."""
+    seed: int = param(1234, ge=0)
+    """Seed of the sampled evaluation (the same before and after a stage, so the figures are comparable)."""

@@ -1,0 +1,55 @@
+"""The ``pretrain`` stage: self-supervised causal-LM training on a text corpus.
+
+The objective is the log-likelihood of the data itself -- in rlft's terms, the degenerate reward setup where the
+"reward" of a text is its log-probability and no sampling is needed (docs/llm.md). Texts are tokenized, each ended
+with EOS, joined, and cut into ``block_size`` blocks; a plain ``transformers.Trainer`` minimises next-token
+cross-entropy on them. Pretraining always trains every parameter (``tuning`` applies to ``sft`` and ``rl``).
+
+Example::
+
+    pretrain: {data: {source: corpus.txt}, block_size: 128, epochs: 1}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rlft.errors import DatasetError
+from rlft.llm import evaluate
+from rlft.llm.common import finish, load_start, resume_from, trainer_kwargs
+from rlft.llm.data import corpus_texts
+
+if TYPE_CHECKING:
+    from rlft.pipeline import StageContext
+
+
+def pack(texts: list[str], tokenizer: Any, block_size: int) -> list[list[int]]:
+    """Token blocks of exactly ``block_size``: texts tokenized, each followed by EOS, joined and cut (tail dropped)."""
+    flat: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        flat += [*ids, tokenizer.eos_token_id]
+    return [flat[i:i + block_size] for i in range(0, len(flat) - block_size + 1, block_size)]
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """Pretrain the current model on ``pretrain.data``; evaluate held-out EM before and after."""
+    import datasets
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    cfg = ctx.cfg.pretrain
+    model, tokenizer, _ = load_start(ctx)
+    blocks = pack(corpus_texts(cfg.data, ctx.seed, what="pretrain.data"), tokenizer, cfg.block_size)
+    if not blocks:
+        raise DatasetError(f"pretrain.data ('{cfg.data.source}') holds fewer than block_size={cfg.block_size} "
+                           "tokens; give a larger corpus or a smaller block_size.")
+    before = evaluate.report(ctx, model, tokenizer, "before", 0)
+    args = TrainingArguments(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
+                                              epochs=cfg.epochs, save_steps=cfg.save_steps,
+                                              logging_steps=cfg.logging_steps, warmup=cfg.warmup_ratio),
+                             lr_scheduler_type="cosine")
+    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": blocks}),
+                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+    result = trainer.train(resume_from_checkpoint=resume_from(ctx))
+    after = evaluate.report(ctx, model, tokenizer, "after", int(trainer.state.global_step))
+    return finish(ctx, model, tokenizer, before, after, {"loss": result.training_loss,
+                                                         "steps": trainer.state.global_step, "blocks": len(blocks)})
