@@ -16,13 +16,13 @@ from rlft.supervised.models import load_classifier, save_classifier
 from rlft.tuning import TuningConfig, count_parameters, merge_lora
 
 WORDS = ["good", "great", "fine", "nice", "happy", "love", "bad", "awful", "sad", "hate", "poor", "ugly"]
-V, H, L, I, P = 5 + len(WORDS), 32, 2, 64, 32  # vocab, hidden, layers, intermediate, positions
+V, H, L, INTER, P = 5 + len(WORDS), 32, 2, 64, 32  # vocab, hidden, layers, intermediate, positions
 
 EMBEDDINGS = V * H + P * H + 2 * H + 2 * H  # word + position + token type + LayerNorm
-LAYER = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H  # q k v o, LN, intermediate, output, LN
+LAYER = 4 * (H * H + H) + 2 * H + (H * INTER + INTER) + (INTER * H + H) + 2 * H  # q k v o, LN, intermediate, output, LN
 HEAD = H * 2 + 2
 R = 4
-LORA_PER_LAYER = 4 * R * (H + H) + R * (H + I) + R * (I + H)  # A (r x in) + B (out x r) on the 6 linears
+LORA_PER_LAYER = 4 * R * (H + H) + R * (H + INTER) + R * (INTER + H)  # A (r x in) + B (out x r) on the 6 linears
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = BertTokenizerFast(vocab=vocab)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=V, hidden_size=H, num_hidden_layers=L, num_attention_heads=2,
-                        intermediate_size=I, max_position_embeddings=P)
+                        intermediate_size=INTER, max_position_embeddings=P)
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -291,14 +290,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
             exported = {"model": model, "counts": counts, "labels": train.label_names, "n_train": len(train),
                         "n_eval": len(held_out), "history": trainer.history}
     out = ctx.run.stage_dir("classify")
-    model = exported["model"].cpu()
+    final: Classifier = exported["model"].cpu()
     if cfg.tuning.mode == "lora":
-        model = merge_lora(copy.deepcopy(model))
+        final = merge_lora(copy.deepcopy(final))  # type: ignore[assignment]
     metrics_out: dict[str, Any] = _summary(results)
     metrics_out.update(exported["counts"], train_examples=exported["n_train"], eval_examples=exported["n_eval"],
                        tuning=cfg.tuning.mode, backbone=cfg.backbone, **meter.read())
     with AtomicDir(out) as tmp:
-        save_classifier(tmp, model, exported["labels"], extra={"metrics": metrics_out})
+        save_classifier(tmp, final, exported["labels"], extra={"metrics": metrics_out})
     return {"outputs": {"model": str(out)}, "metrics": metrics_out, "history": exported["history"],
             "per_seed": results}
 

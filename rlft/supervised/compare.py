@@ -60,8 +60,8 @@ def _headline(stages: dict[str, Any]) -> tuple[str, float | None]:
             last = list(table.values())[-1]
             per_opp = last.get("per_opponent") if isinstance(last, dict) else None
             if isinstance(per_opp, dict) and per_opp:
-                rates = [r.get("win_rate") for r in per_opp.values() if isinstance(r, dict)]
-                rates = [r for r in rates if isinstance(r, int | float)]
+                rates = [float(r["win_rate"]) for r in per_opp.values()
+                         if isinstance(r, dict) and isinstance(r.get("win_rate"), int | float)]
                 if rates:
                     return "eval win_rate (mean over opponents)", sum(rates) / len(rates)
             for key in HEADLINE_KEYS:
@@ -85,7 +85,7 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
     stages = _stages(path)
     metric, value = _headline(stages)
     trainable = total = None
-    peak = None
+    peak: float | None = None
     wall = 0.0
     for result in stages.values():
         metrics = result.get("metrics", {}) if isinstance(result.get("metrics"), dict) else {}
@@ -139,7 +139,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
               ("wall_s", "wall time (s)"), ("peak_mem_mb", "peak memory (MiB)")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, (key, title) in zip(axes.flat, panels):
-        values = [r.get(key) if isinstance(r.get(key), int | float) else 0.0 for r in rows]
+        values = [float(r[key]) if isinstance(r.get(key), int | float) else 0.0 for r in rows]
         bars = ax.bar(range(len(rows)), values, color="tab:blue")
         ax.set_xticks(range(len(rows)), names, rotation=20, ha="right", fontsize=8)
         metrics = sorted({r["metric"] for r in rows})

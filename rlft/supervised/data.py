@@ -181,7 +181,8 @@ def _to_examples(inputs: list[Any], labels: list[Any], names: list[str], source:
     try:
         array = np.asarray(inputs, dtype=np.float32)
     except (TypeError, ValueError) as e:
-        raise DatasetError(f"The inputs of '{source}' are neither all strings nor equal-length lists of numbers.") from e
+        raise DatasetError(f"The inputs of '{source}' are neither all strings nor equal-length lists of "
+                           "numbers.") from e
     return Examples(array, y, names, source)
 
 

@@ -60,9 +60,9 @@ def packaged_minilm() -> Path:
 class HFEncoder(nn.Module):
     """A Hugging Face encoder (``AutoModel``) + tokenizer, pooled to one vector per text (mean or [CLS])."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, pooling: str = "mean", max_length: int = 64) -> None:
+    def __init__(self, model: Any, tokenizer: Any, pooling: str = "mean", max_length: int = 64) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_length = max_length
@@ -82,8 +82,8 @@ class HFEncoder(nn.Module):
     def groups(self) -> list[list[nn.Module]]:
         """Embeddings, then one group per transformer layer (input to output)."""
         layers = _layer_list(self.model)
-        return [[self.model.get_input_embeddings() if not hasattr(self.model, "embeddings")
-                 else self.model.embeddings]] + [[layer] for layer in layers]
+        embeddings: nn.Module = getattr(self.model, "embeddings", None) or self.model.get_input_embeddings()
+        return [[embeddings]] + [[layer] for layer in layers]
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))  # type: ignore[operator]
@@ -184,7 +184,6 @@ class Classifier(nn.Module):
 def load_hf_encoder(spec: str, pooling: str = "mean", max_length: int = 64) -> HFEncoder:
     """Load a Hugging Face encoder and its tokenizer from a folder or a cached hub id."""
     from transformers import AutoModel, AutoTokenizer
-
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
