@@ -27,11 +27,20 @@ def starting_point(ctx: StageContext) -> str:
 
 def load_start(ctx: StageContext) -> tuple[Any, Any, str]:
     """(model, tokenizer, source) for the stage; an unknown model is a CheckpointError naming it."""
+    set_threads(ctx)
     source = starting_point(ctx)
     what = "the previous stage's model" if ctx.outputs.get("model") else "model.name"
     tokenizer = load_tokenizer(source, what)
     model = load_model(source, ctx.cfg.model.dtype, ctx.cfg.model.trust_remote_code, what)
     return model, tokenizer, source
+
+
+def set_threads(ctx: StageContext) -> None:
+    """Apply ``model.num_threads`` (tiny models on a shared CPU run fastest single-threaded)."""
+    if ctx.cfg.model.num_threads:
+        import torch
+
+        torch.set_num_threads(ctx.cfg.model.num_threads)
 
 
 def output_dir(ctx: StageContext) -> Path:
@@ -59,7 +68,7 @@ def trainer_kwargs(ctx: StageContext, *, lr: float, batch_size: int, max_steps: 
         "data_seed": ctx.seed,
         "use_cpu": ctx.device == "cpu",
         "disable_tqdm": not ctx.progress,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "dataloader_num_workers": 0,
     }
 

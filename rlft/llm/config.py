@@ -28,6 +28,8 @@ class LLMModelConfig:
     """Weights dtype when loading `name`."""
     trust_remote_code: bool = False
     """Allow model code shipped with a hub repo to run (off by default: it executes code from the download)."""
+    num_threads: int = param(0, ge=0)
+    """CPU threads torch may use (0: torch's default). 1 is fastest for tiny models on a busy machine."""
 
 
 @dataclass

@@ -97,6 +97,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from rlft.llm.model import load_model, load_tokenizer
     from rlft.llm.rewards import build_rewards
 
+    from rlft.llm.common import set_threads
+
+    set_threads(ctx)
     source = ctx.outputs.get("model") or ctx.cfg.model.name
     model = load_model(source, ctx.cfg.model.dtype, ctx.cfg.model.trust_remote_code)
     tokenizer = load_tokenizer(source)

@@ -1,0 +1,96 @@
+"""Reward plugins: resolution (built-in, file, module), bound kwargs, weighting, and the contract checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conftest import PLUGINS
+from rlft.errors import PluginError
+from rlft.llm.config import RewardSpec
+from rlft.llm.rewards import (
+    CheckedReward,
+    RewardError,
+    build_rewards,
+    combined_reward,
+    exact_match,
+    length_penalty,
+    regex_match,
+    resolve_reward,
+)
+
+PROMPTS = ["1+2=", "3+4=", "5+5="]
+COMPLETIONS = ["3", " 7 ", "11"]
+ANSWERS = ["3", "7", "10"]
+
+
+def test_builtins_score_by_hand() -> None:
+    assert exact_match(PROMPTS, COMPLETIONS, answer=ANSWERS) == [1.0, 1.0, 0.0]
+    assert exact_match(PROMPTS, COMPLETIONS, column="target", target=["3", "0", "11"]) == [1.0, 0.0, 1.0]
+    assert regex_match(PROMPTS, COMPLETIONS, pattern=r"\d") == [1.0, 1.0, 0.0]
+    assert regex_match(PROMPTS, COMPLETIONS, pattern=r"1", full=False) == [0.0, 0.0, 1.0]
+    assert length_penalty(PROMPTS, COMPLETIONS, max_chars=10) == [-0.1, -0.3, -0.2]
+
+
+def test_exact_match_without_reference_column_names_it() -> None:
+    with pytest.raises(PluginError, match="exact_match needs a reference column"):
+        exact_match(PROMPTS, COMPLETIONS, other=[1, 2, 3])
+
+
+def test_resolution_builtin_file_module_and_unknown() -> None:
+    assert resolve_reward(RewardSpec(fn="exact_match")).__name__ == "exact_match"
+    from_file = resolve_reward(RewardSpec(fn=f"{PLUGINS / 'llm_rewards.py'}:starts_with_digit"))
+    assert from_file(PROMPTS, ["4", "x", "1"]) == [1.0, 0.0, 1.0]
+    assert from_file.__name__ == "starts_with_digit"
+    from_module = resolve_reward(RewardSpec(fn="rlft.llm.rewards:regex_match", kwargs={"pattern": "3"}))
+    assert from_module(PROMPTS, COMPLETIONS) == [1.0, 0.0, 0.0]  # kwargs are bound
+    with pytest.raises(PluginError, match="Unknown reward function 'exakt_match'.*exact_match"):
+        resolve_reward(RewardSpec(fn="exakt_match"))
+    with pytest.raises(PluginError, match="does not exist"):
+        resolve_reward(RewardSpec(fn="missing.py:fn"))
+
+
+def test_weighting_sums_terms_and_names_duplicates() -> None:
+    specs = [RewardSpec(fn="exact_match", weight=1.0), RewardSpec(fn="length_penalty", weight=0.5,
+                                                                   kwargs={"max_chars": 10}),
+             RewardSpec(fn="length_penalty", weight=0.0)]
+    funcs, weights, tokenizers = build_rewards(specs)
+    assert weights == [1.0, 0.5, 0.0] and tokenizers == [None, None, None]
+    assert [f.__name__ for f in funcs] == ["exact_match", "length_penalty", "length_penalty_2"]
+    total = combined_reward(funcs, weights, PROMPTS, COMPLETIONS, answer=ANSWERS)
+    assert total == pytest.approx([1 - 0.05, 1 - 0.15, 0 - 0.1])
+
+
+def test_none_counts_as_zero_in_the_sum() -> None:
+    fn = CheckedReward(lambda p, c, **_: [None, 1.0, None], "f", "f")
+    assert combined_reward([fn], [2.0], PROMPTS, COMPLETIONS) == [0.0, 2.0, 0.0]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("raises", r"'.*llm_rewards.py:raises' raised ValueError: boom"),
+    ("wrong_count", r"'.*llm_rewards.py:wrong_count' returned 4 values for 3 completions"),
+    ("nan_reward", r"'.*llm_rewards.py:nan_reward' returned nan for completion 0"),
+])
+def test_contract_violations_name_the_function(name: str, message: str) -> None:
+    fn = resolve_reward(RewardSpec(fn=f"{PLUGINS / 'llm_rewards.py'}:{name}"))
+    with pytest.raises(RewardError, match=message):
+        fn(PROMPTS, COMPLETIONS)
+
+
+def test_non_numbers_are_rejected() -> None:
+    fn = CheckedReward(lambda p, c, **_: ["high"] * len(c), "mine.py:f", "f")
+    with pytest.raises(RewardError, match=r"'mine.py:f' returned 'high'"):
+        fn(PROMPTS, COMPLETIONS)
+    assert math.isclose(CheckedReward(lambda p, c, **_: [1] * len(c), "g", "g")(PROMPTS, COMPLETIONS)[0], 1.0)
+
+
+def test_reward_spec_needs_fn_or_model() -> None:
+    from rlft.config import from_dict
+    from rlft.errors import ConfigError
+    from rlft.pipeline import PipelineConfig
+
+    with pytest.raises(ConfigError, match="exactly one of `fn`"):
+        from_dict(PipelineConfig, {"rl": {"rewards": [{"weight": 1.0}]}})
+    with pytest.raises(ConfigError, match="divisible by rl.num_generations"):
+        from_dict(PipelineConfig, {"rl": {"batch_size": 10, "num_generations": 4}})

@@ -1,0 +1,135 @@
+"""LLM stages end to end on a tiny model: GRPO changes the weights and logs train/reward; an interrupted stage
+resumes; init -> pretrain -> sft (LoRA) exports a plain Hugging Face folder; llm-init and generate work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from conftest import PLUGINS
+from rlft.config import from_dict
+from rlft.llm.config import InitConfig
+from rlft.pipeline import PipelineConfig, run_pipeline
+
+TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
+        "max_length": 32}
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny char-level model for the addition task, built once per session."""
+    from rlft.llm.init import init_model
+
+    out = tmp_path_factory.mktemp("llm") / "tiny"
+    init_model(InitConfig(**TINY), out, seed=0)  # type: ignore[arg-type]
+    return out
+
+
+def tiny_rl(model: Path, **rl: Any) -> dict[str, Any]:
+    """A pipeline config running only a 3-step GRPO stage on ``model``."""
+    base: dict[str, Any] = {
+        "data": {"source": "addition", "size": 64}, "rewards": [{"fn": "exact_match"}], "max_steps": 3,
+        "batch_size": 8, "num_generations": 4, "max_completion_length": 4, "lr": 1e-2, "save_steps": 2,
+        "logging_steps": 1}
+    base.update(rl)
+    return {"device": "cpu", "stages": ["rl"], "model": {"name": str(model), "num_threads": 1}, "rl": base,
+            "llm_eval": {"data": {"source": "addition", "split": "test", "size": 8}, "max_new_tokens": 3}}
+
+
+def scalars(tb_dir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[float]] = {}
+    for events in tb_dir.glob("**/events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+    return out
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:
+    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, beta=0.05, rewards=[
+        {"fn": "exact_match"}, {"fn": f"{PLUGINS / 'llm_rewards.py'}:starts_with_digit", "weight": 0.5}]))
+    results = run_pipeline(cfg, tmp_path / "run")
+    before, after = weights(tiny_llm), weights(tmp_path / "run" / "final")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) >= len(before) // 2, f"GRPO changed only {changed}"
+    tags = scalars(tmp_path / "run" / "tb" / "rl")
+    for tag in ("train/reward", "train/rewards/exact_match/mean", "train/rewards/starts_with_digit/mean",
+                "train/kl", "train/completions/mean_length", "eval/greedy_em", "eval/sampled_em", "eval/reward"):
+        assert tag in tags, f"{tag} missing from TensorBoard (has {sorted(tags)})"
+    assert len(tags["train/reward"]) == 3
+    assert results["rl"]["metrics"]["train/steps"] == 3
+    assert (tmp_path / "run" / "final" / "agent.json").is_file()
+
+
+def test_interrupted_rl_stage_resumes_from_its_checkpoint(tiny_llm: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("RLFT_TEST_CALLS", str(calls))
+    monkeypatch.setenv("RLFT_TEST_INTERRUPT_AFTER", "3")  # Ctrl-C during step 3; checkpoint-2 exists
+    data = tiny_rl(tiny_llm, max_steps=4, rewards=[{"fn": f"{PLUGINS / 'llm_rewards.py'}:counting"}])
+    data["llm_eval"]["enabled"] = False  # so the reward is called by training steps only
+    cfg = from_dict(PipelineConfig, data)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, run)
+    assert (run / "checkpoints" / "rl" / "checkpoint-2").is_dir()
+    assert not (run / "final").exists()
+    monkeypatch.delenv("RLFT_TEST_INTERRUPT_AFTER")
+    calls.unlink()
+    results = run_pipeline(cfg, run, resume=True)
+    assert int(calls.read_text()) == 2, "the resumed stage should only run steps 3 and 4"
+    assert results["rl"]["metrics"]["train/steps"] == 4
+    assert (run / "checkpoints" / "rl" / "checkpoint-4").is_dir()
+    assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_init_pretrain_sft_lora_exports_plain_hf_folder(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = from_dict(PipelineConfig, {
+        "device": "cpu", "stages": ["init", "pretrain", "sft"], "model": {"num_threads": 1},
+        "tuning": {"mode": "lora", "lora_r": 4},
+        "init": {**TINY, "data": {"source": "addition", "size": 200}},
+        "pretrain": {"data": {"source": "addition", "size": 400}, "max_steps": 3, "batch_size": 8, "logging_steps": 1},
+        "sft": {"data": {"source": "addition", "size": 64, "wrong_fraction": 0.3}, "max_steps": 3, "batch_size": 8},
+        "llm_eval": {"data": {"source": "addition", "split": "test", "size": 8}, "max_new_tokens": 3}})
+    results = run_pipeline(cfg, tmp_path / "run")
+    final = tmp_path / "run" / "final"
+    assert (final / "adapter" / "adapter_config.json").is_file()
+    assert results["sft"]["metrics"]["model/trainable_params"] < results["sft"]["metrics"]["model/total_params"]
+    model = AutoModelForCausalLM.from_pretrained(final)  # transformers alone, no peft
+    tok = AutoTokenizer.from_pretrained(final)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    ids = model.generate(**tok(["12+34="], return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert ids.shape[1] >= 6
+    for stage in ("pretrain", "sft"):
+        assert "eval/greedy_em" in results[stage]["metrics"] and "eval_before/sampled_em" in results[stage]["metrics"]
+    assert "train/loss" in scalars(tmp_path / "run" / "tb" / "pretrain")
+
+
+def test_llm_init_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rlft.cli import main
+
+    out = tmp_path / "tiny"
+    assert main(["llm-init", "--out", str(out), *sum((["--set", f"init.{k}={v}"] for k, v in TINY.items()), [])]) == 0
+    assert (out / "config.json").is_file() and (out / "agent.json").is_file()
+    assert main(["generate", str(out), "12+34=", "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("12+34=")
+    import rlft.agents
+
+    agent: Any = rlft.agents.load_agent(out, device="cpu")
+    assert isinstance(agent.act("1+1=", deterministic=True), str)
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
