@@ -9,35 +9,11 @@ from typing import Any
 
 import pytest
 import torch
+from llm_helpers import TINY, tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
 
 from conftest import PLUGINS
 from rlft.config import from_dict
-from rlft.llm.config import InitConfig
 from rlft.pipeline import PipelineConfig, run_pipeline
-
-TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
-        "max_length": 32}
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny char-level model for the addition task, built once per session."""
-    from rlft.llm.init import init_model
-
-    out = tmp_path_factory.mktemp("llm") / "tiny"
-    init_model(InitConfig(**TINY), out, seed=0)  # type: ignore[arg-type]
-    return out
-
-
-def tiny_rl(model: Path, **rl: Any) -> dict[str, Any]:
-    """A pipeline config running only a 3-step GRPO stage on ``model``."""
-    base: dict[str, Any] = {
-        "data": {"source": "addition", "size": 64}, "rewards": [{"fn": "exact_match"}], "max_steps": 3,
-        "batch_size": 8, "num_generations": 4, "max_completion_length": 4, "lr": 1e-2, "save_steps": 2,
-        "logging_steps": 1}
-    base.update(rl)
-    return {"device": "cpu", "stages": ["rl"], "model": {"name": str(model), "num_threads": 1}, "rl": base,
-            "llm_eval": {"data": {"source": "addition", "split": "test", "size": 8}, "max_new_tokens": 3}}
 
 
 def scalars(tb_dir: Path) -> dict[str, list[float]]:
@@ -58,7 +34,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:
+def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
     cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, beta=0.05, rewards=[
         {"fn": "exact_match"}, {"fn": f"{PLUGINS / 'llm_rewards.py'}:starts_with_digit", "weight": 0.5}]))
     results = run_pipeline(cfg, tmp_path / "run")
@@ -74,7 +50,7 @@ def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path)
     assert (tmp_path / "run" / "final" / "agent.json").is_file()
 
 
-def test_interrupted_rl_stage_resumes_from_its_checkpoint(tiny_llm: Path, tmp_path: Path,
+def test_interrupted_rl_stage_resumes_from_its_checkpoint(tiny_llm: Path, tmp_path: Path,  # noqa: F811
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     calls = tmp_path / "calls"
     monkeypatch.setenv("RLFT_TEST_CALLS", str(calls))
