@@ -133,6 +133,10 @@ def _run(cfg: Any, run_dir: Path, resume: bool, args: argparse.Namespace,
     from rlft.pipeline import run_pipeline
     from rlft.run import RunDir
 
+    if int(os.environ.get("RANK", "0")) > 0:  # a worker of `accelerate launch`: rank 0 owns the run folder
+        import tempfile
+
+        run_dir, resume = Path(tempfile.mkdtemp(prefix=f"rlft-rank{os.environ['RANK']}-")), False
     run = RunDir.create(run_dir, resume=resume)
     _setup_logging(args.verbose, args.quiet, run_dir / "run.log")
     start = time.time()

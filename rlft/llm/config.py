@@ -88,7 +88,10 @@ class PretrainConfig:
     data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(size=20000))
     """The corpus (the `text_column`, or prompt + completion joined)."""
     block_size: int = param(64, ge=4)
-    """Texts are joined (each ends with EOS) and cut into blocks of this many tokens."""
+    """Longest training sequence, in tokens (longer texts are cut into pieces of this size)."""
+    pack: bool = False
+    """Join texts (each ending with EOS) into full blocks: efficient for long documents. False keeps one text per
+    sequence, so every text starts at position 0 as prompts do at generation (best for short examples)."""
     epochs: float = param(1.0, gt=0)
     """Passes over the corpus."""
     max_steps: int = param(-1, ge=-1)

@@ -2,7 +2,7 @@
 
 The objective is the log-likelihood of the data itself -- in rlft's terms, the degenerate reward setup where the
 "reward" of a text is its log-probability and no sampling is needed (docs/llm.md). Texts are tokenized, each ended
-with EOS, joined, and cut into ``block_size`` blocks; a plain ``transformers.Trainer`` minimises next-token
+with EOS, and either kept one per sequence or packed into ``block_size`` blocks; a plain ``transformers.Trainer`` minimises next-token
 cross-entropy on them. Pretraining always trains every parameter (``tuning`` applies to ``sft`` and ``rl``).
 
 Example::
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from rlft.pipeline import StageContext
 
 
-def pack(texts: list[str], tokenizer: Any, block_size: int) -> list[list[int]]:
-    """Token blocks of exactly ``block_size``: texts tokenized, each followed by EOS, joined and cut (tail dropped)."""
-    flat: list[int] = []
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        flat += [*ids, tokenizer.eos_token_id]
-    return [flat[i:i + block_size] for i in range(0, len(flat) - block_size + 1, block_size)]
+def blocks(texts: list[str], tokenizer: Any, block_size: int, pack: bool) -> list[list[int]]:
+    """Training sequences: each text tokenized and followed by EOS, then either joined and cut into full
+    ``block_size`` blocks (``pack``; the tail is dropped) or cut per text into pieces of at most ``block_size``."""
+    docs = [[*ids, tokenizer.eos_token_id] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    if pack:
+        flat = [t for doc in docs for t in doc]
+        return [flat[i:i + block_size] for i in range(0, len(flat) - block_size + 1, block_size)]
+    return [doc[i:i + block_size] for doc in docs for i in range(0, len(doc), block_size)]
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -38,8 +40,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     cfg = ctx.cfg.pretrain
     model, tokenizer, _ = load_start(ctx)
-    blocks = pack(corpus_texts(cfg.data, ctx.seed, what="pretrain.data"), tokenizer, cfg.block_size)
-    if not blocks:
+    seqs = blocks(corpus_texts(cfg.data, ctx.seed, what="pretrain.data"), tokenizer, cfg.block_size, cfg.pack)
+    if not seqs:
         raise DatasetError(f"pretrain.data ('{cfg.data.source}') holds fewer than block_size={cfg.block_size} "
                            "tokens; give a larger corpus or a smaller block_size.")
     before = evaluate.report(ctx, model, tokenizer, "before", 0)
@@ -47,9 +49,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
                                               epochs=cfg.epochs, save_steps=cfg.save_steps,
                                               logging_steps=cfg.logging_steps, warmup=cfg.warmup_ratio),
                              lr_scheduler_type="cosine")
-    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": blocks}),
+    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": seqs}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
     result = trainer.train(resume_from_checkpoint=resume_from(ctx))
     after = evaluate.report(ctx, model, tokenizer, "after", int(trainer.state.global_step))
     return finish(ctx, model, tokenizer, before, after, {"loss": result.training_loss,
-                                                         "steps": trainer.state.global_step, "blocks": len(blocks)})
+                                                         "steps": trainer.state.global_step, "sequences": len(seqs)})
