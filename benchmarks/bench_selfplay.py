@@ -59,7 +59,7 @@ def tutorial_env() -> gym.Env[Any, Any]:
     from pettingzoo.utils import BaseWrapper
     from sb3_contrib.common.wrappers import ActionMasker
 
-    class SB3ActionMaskWrapper(BaseWrapper):  # as in the tutorial
+    class SB3ActionMaskWrapper(BaseWrapper, gym.Env):  # as in the tutorial (gym.Env: Gymnasium 1.x wrappers need it)
         def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
             super().reset(seed, options)
             self.observation_space = super().observation_space(self.possible_agents[0])["observation"]
@@ -169,7 +169,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke check, figures meaningless)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (1 is fastest here)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.throughput_steps, args.repeats, args.bc_budget, args.eval_every, args.eval_games = 2048, 1, 4096, 2048, 10
 
