@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from llm_helpers import tiny_llm  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -94,10 +94,9 @@ def report(ctx: StageContext, model: Any, tokenizer: Any, when: str, step: int,
 
 def run(ctx: StageContext) -> dict[str, Any]:
     """The ``llm_eval`` stage: evaluate the run's current model (greedy and sampled EM, held-out reward)."""
+    from rlft.llm.common import set_threads
     from rlft.llm.model import load_model, load_tokenizer
     from rlft.llm.rewards import build_rewards
-
-    from rlft.llm.common import set_threads
 
     set_threads(ctx)
     source = ctx.outputs.get("model") or ctx.cfg.model.name

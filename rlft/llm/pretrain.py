@@ -2,8 +2,9 @@
 
 The objective is the log-likelihood of the data itself -- in rlft's terms, the degenerate reward setup where the
 "reward" of a text is its log-probability and no sampling is needed (docs/llm.md). Texts are tokenized, each ended
-with EOS, and either kept one per sequence or packed into ``block_size`` blocks; a plain ``transformers.Trainer`` minimises next-token
-cross-entropy on them. Pretraining always trains every parameter (``tuning`` applies to ``sft`` and ``rl``).
+with EOS, and either kept one per sequence or packed into ``block_size`` blocks; a plain ``transformers.Trainer``
+minimises next-token cross-entropy on them. Pretraining always trains every parameter (``tuning`` applies to
+``sft`` and ``rl``).
 
 Example::
 

@@ -63,5 +63,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=resume_from(ctx))
     after = evaluate.report(ctx, trainer.model, tokenizer, "after", int(trainer.state.global_step), scored)
     return finish(ctx, trainer.model, tokenizer, before, after,
-                  {"loss": result.training_loss, "steps": trainer.state.global_step},
+                  {"loss": result.training_loss, "steps": trainer.state.global_step,
+                   "runtime": result.metrics["train_runtime"]},
                   {f"model/{k}": v for k, v in counts.items()})

@@ -1,0 +1,99 @@
+"""rlft's ``rl`` stage vs plain ``trl.GRPOTrainer``: seconds per training step with identical settings.
+
+Both train the same tiny model (built once with ``rlft llm-init``'s code) on the same generated addition prompts
+with the same GRPO settings and an exact-match reward; rlft adds its reward contract checks, config, run folder and
+TensorBoard wiring. Runs are interleaved (rlft, TRL, rlft, TRL, ...) so machine load hits both alike. Seconds/step is
+the trainer's own ``train_runtime / steps`` (the training loop: generation, reward, update); the whole-stage wall time
+(model load, held-out evaluation off, save) is printed too.
+
+    .venv/bin/python benchmarks/bench_grpo.py --steps 30 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SETTINGS: dict[str, Any] = {"batch_size": 32, "num_generations": 8, "max_completion_length": 6, "lr": 1e-4,
+                            "temperature": 1.0, "beta": 0.0}
+
+
+def run_rlft(model: Path, steps: int, root: Path, seed: int) -> tuple[float, float]:
+    from rlft.config import from_dict
+    from rlft.pipeline import PipelineConfig, run_pipeline
+
+    cfg = from_dict(PipelineConfig, {
+        "device": "cpu", "seed": seed, "stages": ["rl"], "model": {"name": str(model), "num_threads": 1},
+        "rl": {**SETTINGS, "data": {"source": "addition", "size": 2000}, "rewards": [{"fn": "exact_match"}],
+               "max_steps": steps, "save_steps": 10_000, "logging_steps": 5},
+        "llm_eval": {"enabled": False}})
+    start = time.perf_counter()
+    results = run_pipeline(cfg, root / f"rlft-{seed}")
+    wall = time.perf_counter() - start
+    return results["rl"]["metrics"]["train/runtime"] / steps, wall
+
+
+def run_trl(model: Path, steps: int, root: Path, seed: int) -> tuple[float, float]:
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlft.llm.data import generate_addition
+
+    def exact_match(prompts: list[str], completions: list[str], answer: list[str], **_: Any) -> list[float]:
+        return [float(c.strip() == a) for c, a in zip(completions, answer)]
+
+    start = time.perf_counter()
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(model)
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    data = datasets.Dataset.from_dict(generate_addition(2000, "train", 0.0, seed))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(root / f"trl-{seed}" / "tb")
+    args = GRPOConfig(output_dir=str(root / f"trl-{seed}"), learning_rate=SETTINGS["lr"],
+                      per_device_train_batch_size=SETTINGS["batch_size"], max_steps=steps,
+                      num_generations=SETTINGS["num_generations"],
+                      max_completion_length=SETTINGS["max_completion_length"], temperature=SETTINGS["temperature"],
+                      beta=SETTINGS["beta"], save_steps=10_000, logging_steps=5, report_to=["tensorboard"], seed=seed,
+                      use_cpu=True, disable_tqdm=True, activation_checkpointing=False, log_completions=False)
+    trainer = GRPOTrainer(model=lm, reward_funcs=exact_match, args=args, train_dataset=data, processing_class=tok)
+    result = trainer.train()
+    trainer.save_model(str(root / f"trl-{seed}" / "final"))
+    return result.metrics["train_runtime"] / steps, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    from rlft.llm.config import InitConfig
+    from rlft.llm.init import init_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        init_model(InitConfig(hidden_size=64, num_layers=2, intermediate_size=256, max_length=32), root / "model")
+        times: dict[str, list[float]] = {"rlft": [], "trl": []}
+        walls: dict[str, list[float]] = {"rlft": [], "trl": []}
+        for rep in range(args.repeats):
+            for name, fn in (("rlft", run_rlft), ("trl", run_trl)):
+                per_step, wall = fn(root / "model", args.steps, root, rep)
+                times[name].append(per_step)
+                walls[name].append(wall)
+                print(f"repeat {rep}: {name:4s} {per_step:.4f} s/step (stage wall {wall:.1f} s)", flush=True)
+    rlft_t, trl_t = statistics.median(times["rlft"]), statistics.median(times["trl"])
+    print(f"\nGRPO, tiny model, {args.steps} steps x {args.repeats} repeats (medians), settings {SETTINGS}")
+    print(f"  rlft rl stage : {rlft_t:.4f} s/step   (stage wall {statistics.median(walls['rlft']):.1f} s)")
+    print(f"  plain TRL     : {trl_t:.4f} s/step   (wall {statistics.median(walls['trl']):.1f} s)")
+    print(f"  ratio rlft/TRL: {rlft_t / trl_t:.3f}x (target <= 1.05x)")
+
+
+if __name__ == "__main__":
+    main()
