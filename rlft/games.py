@@ -285,7 +285,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self.learner = self.seats[self._episode % 2]
         self._episode += 1
         self.opponent = self.pool.sample(self._rng) or self._fallback
-        self.env.reset(seed=None if seed is None else seed)
+        self.env.reset(seed=seed)
         reward, done = self._opponent_moves()
         if done:  # a game the opponent finishes before the learner moves is not a game; start another
             return self.reset()
@@ -412,7 +412,7 @@ def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
     return resolve_agent(spec_or_agent, plugin, action_space=env.action_space(env.possible_agents[0]), seed=seed)
 
 
-def match(plugin: EnvPlugin, env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
+def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
           deterministic: bool = True, progress: bool = False, desc: str = "games") -> dict[str, Any]:
     """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2)."""
     from tqdm.auto import tqdm
@@ -444,7 +444,7 @@ def evaluate_game(agent: Any, plugin: EnvPlugin, env_kwargs: dict[str, Any], opp
         per = {}
         for j, spec in enumerate(opponents):
             opponent = _resolve(spec, plugin, env, seed + 7919 * (j + 1))
-            per[spec] = match(plugin, env, agent, opponent, episodes, seed=seed, deterministic=deterministic,
+            per[spec] = match(env, agent, opponent, episodes, seed=seed, deterministic=deterministic,
                               progress=progress, desc=f"vs {spec}")
     finally:
         env.close()
@@ -494,7 +494,7 @@ def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any]
     try:
         for i in range(n):
             for j in range(i + 1, n):
-                r = match(plugin, env, agents[names[i]], agents[names[j]], episodes, seed=seed + 1000 * (i * n + j),
+                r = match(env, agents[names[i]], agents[names[j]], episodes, seed=seed + 1000 * (i * n + j),
                           deterministic=deterministic, progress=progress, desc=f"{names[i]} vs {names[j]}")
                 wins[i, j], wins[j, i] = r["win"], r["loss"]
                 scores[i, j] = r["wins"] + 0.5 * r["draws"]
