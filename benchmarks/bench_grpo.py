@@ -48,7 +48,7 @@ def run_trl(model: Path, steps: int, root: Path, seed: int) -> tuple[float, floa
 
     from rlft.llm.data import generate_addition
 
-    def exact_match(prompts: list[str], completions: list[str], answer: list[str], **_: Any) -> list[float]:
+    def exact_match(prompts: list[str], completions: list[str], answer: list[str], **_: Any) -> list[float | None]:
         return [float(c.strip() == a) for c, a in zip(completions, answer)]
 
     start = time.perf_counter()

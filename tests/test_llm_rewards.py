@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from conftest import PLUGINS
@@ -82,7 +80,7 @@ def test_non_numbers_are_rejected() -> None:
     fn = CheckedReward(lambda p, c, **_: ["high"] * len(c), "mine.py:f", "f")
     with pytest.raises(RewardError, match=r"'mine.py:f' returned 'high'"):
         fn(PROMPTS, COMPLETIONS)
-    assert math.isclose(CheckedReward(lambda p, c, **_: [1] * len(c), "g", "g")(PROMPTS, COMPLETIONS)[0], 1.0)
+    assert CheckedReward(lambda p, c, **_: [1] * len(c), "g", "g")(PROMPTS, COMPLETIONS) == [1.0, 1.0, 1.0]
 
 
 def test_reward_spec_needs_fn_or_model() -> None:

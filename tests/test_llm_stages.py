@@ -109,3 +109,17 @@ def test_llm_init_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFi
     agent: Any = rlft.agents.load_agent(out, device="cpu")
     assert isinstance(agent.act("1+1=", deterministic=True), str)
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_freeze_mode_trains_only_the_last_blocks_and_head(tiny_llm: Path) -> None:  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from rlft.llm.model import freeze_early_layers
+    from rlft.tuning import TuningConfig
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    counts = freeze_early_layers(model, TuningConfig(mode="freeze", trainable_layers=0))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith("model.layers.0.") for n in trainable)  # the only block is frozen
+    assert "model.norm.weight" in trainable and "model.embed_tokens.weight" in trainable  # tied to the LM head
+    assert 0 < counts["trainable_params"] < counts["total_params"]

@@ -70,6 +70,7 @@ def evaluate_llm(model: Any, tokenizer: Any, cfg: LLMEvalConfig, rewards: tuple[
         "greedy_em": sum(g.strip() == r for g, r in zip(greedy, refs)) / len(refs),
         "sampled_em": sum(s.strip() == r for s, r in zip(sampled, refs)) / len(refs),
         "mean_length": sum(len(s) for s in sampled) / len(sampled),
+        "prompts": len(prompts),
     }
     if rewards is not None:
         columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}
@@ -88,7 +89,7 @@ def report(ctx: StageContext, model: Any, tokenizer: Any, when: str, step: int,
     with ctx.metrics() as m:
         m.log({f"eval/{k}": v for k, v in figures.items()}, step=step)
     shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-    log.info("%s: held-out %s (%d prompts): %s", ctx.stage, when, cfg.data.size, shown)
+    log.info("%s: held-out %s: %s", ctx.stage, when, shown)
     return figures
 
 
