@@ -123,3 +123,26 @@ def test_freeze_mode_trains_only_the_last_blocks_and_head(tiny_llm: Path) -> Non
     assert not any(n.startswith("model.layers.0.") for n in trainable)  # the only block is frozen
     assert "model.norm.weight" in trainable and "model.embed_tokens.weight" in trainable  # tied to the LM head
     assert 0 < counts["trainable_params"] < counts["total_params"]
+
+
+def test_reward_model_by_path_scores_completions(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(tiny_llm, num_labels=1)
+    torch.manual_seed(0)
+    reward_model = AutoModelForSequenceClassification.from_config(config)
+    reward_model.save_pretrained(tmp_path / "rm")
+    AutoTokenizer.from_pretrained(tiny_llm).save_pretrained(tmp_path / "rm")
+    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, max_steps=2, rewards=[
+        {"fn": "exact_match"}, {"model": str(tmp_path / "rm"), "weight": 0.5}]))
+    run_pipeline(cfg, tmp_path / "run")
+    tags = scalars(tmp_path / "run" / "tb" / "rl")
+    assert any(t.startswith("train/rewards/") and "exact_match" not in t for t in tags), sorted(tags)
+
+
+def test_unknown_reward_model_is_a_clear_error(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
+    from rlft.errors import PluginError
+
+    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, rewards=[{"model": str(tmp_path / "nope")}]))
+    with pytest.raises(PluginError, match="Cannot load the reward model"):
+        run_pipeline(cfg, tmp_path / "run")
