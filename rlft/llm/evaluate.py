@@ -88,8 +88,8 @@ def report(ctx: StageContext, model: Any, tokenizer: Any, when: str, step: int,
     figures = evaluate_llm(model, tokenizer, cfg, rewards)
     with ctx.metrics() as m:
         m.log({f"eval/{k}": v for k, v in figures.items()}, step=step)
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-    log.info("%s: held-out %s: %s", ctx.stage, when, shown)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items() if k != "prompts")
+    log.info("%s: held-out %s (%d prompts): %s", ctx.stage, when, figures["prompts"], shown)
     return figures
 
 
