@@ -3,11 +3,24 @@ gradient is the reward-driven gradient with the reward made the log-likelihood o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
 from rlft.supervised.episode import ClassificationEpisodeEnv, blobs, make_blobs_env
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and leave the other core to parallel jobs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 SPEC = "rlft.supervised.episode:make_blobs_env"
 
@@ -88,7 +101,7 @@ def test_zero_one_reward_gives_the_supervised_gradient_scaled_by_pi_of_the_label
 
 
 def test_env_rejects_mismatched_examples() -> None:
-    import pytest
+
 
     with pytest.raises(ValueError, match="as many labels"):
         ClassificationEpisodeEnv(np.zeros((3, 2)), np.zeros(2))

@@ -4,6 +4,7 @@ clear errors (non-zero exit, no traceback) for bad inputs."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,16 @@ import torch
 
 from rlft.cli import main
 from rlft.supervised.data import DataConfig, load_splits
-from rlft.supervised.pretrain import mask_tokens, patch_mask, rotation_batch
+from rlft.supervised.pretrain import augment, mask_tokens, nt_xent, patch_mask, rotation_batch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and leave the other core to parallel jobs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 DIGITS_TINY = ["stages=[ssl_image,classify]", "ssl_image.epochs=1", "ssl_image.encoder.channels=[8,16]",
                "ssl_image.encoder.features_dim=32", "classify.backbone=previous", "classify.data.source=digits",
@@ -61,6 +71,16 @@ def test_rotation_batch_and_patch_mask() -> None:
     mask = patch_mask(torch.Size([3, 1, 8, 8]), 0.5, torch.Generator().manual_seed(0))
     assert set(mask.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(mask[:, :, ::2, ::2], mask[:, :, 1::2, 1::2])  # whole 2x2 patches
+
+
+def test_contrastive_views_and_loss() -> None:
+    images = torch.rand(6, 1, 8, 8)
+    views = augment(images, torch.Generator().manual_seed(0))
+    assert views.shape == images.shape and not torch.equal(views, images)
+    z = torch.eye(6, 16)  # six orthogonal embeddings
+    matched = nt_xent(z, z, temperature=0.1)
+    shuffled = nt_xent(z, z.roll(1, 0), temperature=0.1)
+    assert matched < 0.01 < shuffled  # partners found when views agree; not when they are mixed up
 
 
 def test_label_fraction_is_stratified_and_held_out_split_is_fixed() -> None:

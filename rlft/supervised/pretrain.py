@@ -67,8 +67,9 @@ class MLMConfig:
 class ImagePretrainConfig:
     """Settings of the ``ssl_image`` stage (self-supervised image encoder training)."""
 
-    objective: Literal["rotation", "masked_pixels"] = "rotation"
-    """`rotation`: predict the rotation (0/90/180/270); `masked_pixels`: reconstruct hidden 2x2 patches."""
+    objective: Literal["rotation", "masked_pixels", "contrastive"] = "rotation"
+    """`rotation`: predict the rotation (0/90/180/270); `masked_pixels`: reconstruct hidden 2x2 patches;
+    `contrastive`: SimCLR -- two random shifts/erasures of an image should map close, other images far."""
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     """The encoder network (classify reuses it with `backbone: previous`)."""
     epochs: int = param(20, ge=1)
@@ -79,6 +80,8 @@ class ImagePretrainConfig:
     """AdamW learning rate (linear decay to 0)."""
     mask_ratio: float = param(0.5, gt=0, lt=1)
     """`masked_pixels`: share of 2x2 patches hidden."""
+    temperature: float = param(0.2, gt=0)
+    """`contrastive`: softmax temperature of the NT-Xent loss."""
     checkpoint_every: int = param(200, ge=1)
     """Write a resumable checkpoint every N steps (the newest one is kept)."""
 
@@ -120,22 +123,51 @@ def patch_mask(shape: torch.Size, ratio: float, generator: torch.Generator | Non
     return patches.repeat_interleave(2, 2).repeat_interleave(2, 3)[:, :, :h, :w]
 
 
+def augment(images: torch.Tensor, generator: torch.Generator | None = None, shift: int = 1) -> torch.Tensor:
+    """A random view of each image: shifted by up to ``shift`` pixels each way, one random 2x2 patch erased."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (shift, shift, shift, shift))
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    views = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    return views * (1 - patch_mask(images.shape, 1.0 / ((h // 2) * (w // 2)), generator))
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's loss: each view must pick its partner out of the other 2N - 2 views of the batch."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    n = len(z1)
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(sim, targets)
+
+
 class ImagePretrainer(nn.Module):
     """An encoder with a throw-away self-supervised head."""
 
-    def __init__(self, spec: EncoderSpec, objective: str, mask_ratio: float = 0.5) -> None:
+    def __init__(self, spec: EncoderSpec, objective: str, mask_ratio: float = 0.5, temperature: float = 0.2) -> None:
         super().__init__()
         self.encoder = SmallEncoder(spec)
         self.objective = objective
         self.mask_ratio = mask_ratio
-        out = 4 if objective == "rotation" else math.prod(spec.input_shape)
-        self.head = nn.Linear(spec.features_dim, out)
+        self.temperature = temperature
+        d = spec.features_dim
+        self.head: nn.Module
+        if objective == "contrastive":  # SimCLR's projection head; the encoder's features are what is kept
+            self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 64))
+        else:
+            self.head = nn.Linear(d, 4 if objective == "rotation" else math.prod(spec.input_shape))
 
     def loss(self, images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         if self.objective == "rotation":
             x, y = rotation_batch(images)
             logits = self.head(self.encoder(x))
             return F.cross_entropy(logits, y), {"accuracy": float((logits.argmax(-1) == y).float().mean())}
+        if self.objective == "contrastive":
+            z1 = self.head(self.encoder(augment(images, generator)))
+            z2 = self.head(self.encoder(augment(images, generator)))
+            return nt_xent(z1, z2, self.temperature), {}
         mask = patch_mask(images.shape, self.mask_ratio, generator)
         recon = self.head(self.encoder(images * (1 - mask))).view_as(images)
         err = ((recon - images) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
@@ -238,7 +270,7 @@ def run_ssl_image(ctx: StageContext) -> dict[str, Any]:
         raise DatasetError("The ssl_image stage needs image inputs; classify.data holds text (use mlm).")
     images = torch.as_tensor(inputs, dtype=torch.float32).reshape(-1, *cfg.encoder.input_shape)
     torch.manual_seed(ctx.seed)
-    model = ImagePretrainer(cfg.encoder, cfg.objective, cfg.mask_ratio).to(ctx.device)
+    model = ImagePretrainer(cfg.encoder, cfg.objective, cfg.mask_ratio, cfg.temperature).to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     per_epoch = math.ceil(len(images) / cfg.batch_size)
     total = per_epoch * cfg.epochs
