@@ -208,3 +208,28 @@ def test_tiny_bert_learns_the_toy_task(tiny_bert: Path, sentiment_csv: Path) -> 
     model, _ = build_model(cfg, 2, seed=0)
     Trainer(model, cfg, train, held_out, seed=0, device="cpu").fit()
     assert evaluate(model, held_out, "cpu")["accuracy"] >= 0.9
+
+
+def test_mlm_stage_feeds_classify(tiny_bert: Path, sentiment_csv: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from rlft.config import from_dict
+    from rlft.pipeline import PipelineConfig, run_pipeline
+
+    cfg = from_dict(PipelineConfig, {
+        "stages": ["mlm", "classify"],
+        "mlm": {"backbone": str(tiny_bert), "steps": 6, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 3},
+        "classify": {"backbone": "previous", "data": {"source": str(sentiment_csv)}, "max_length": 8,
+                     "epochs": 1, "tuning": {"mode": "lora", "lora_r": R}},
+    })
+    results = run_pipeline(cfg, tmp_path / "run")
+    encoder = Path(results["mlm"]["outputs"]["encoder"])
+    assert (encoder / "config.json").is_file() and (encoder / "tokenizer.json").is_file()
+    assert results["mlm"]["metrics"]["steps"] == 6 and results["mlm"]["metrics"]["loss"] > 0
+    before = load_file(str(tiny_bert / "model.safetensors"))
+    after = load_file(str(encoder / "model.safetensors"))
+    key = "embeddings.word_embeddings.weight"
+    assert not torch.equal(before[key], after[key])  # masked-LM training moved the encoder
+    metrics = results["classify"]["metrics"]
+    assert metrics["backbone"] == "previous" and 0.0 <= metrics["accuracy"] <= 1.0
+    assert (tmp_path / "run" / "final" / "encoder" / "config.json").is_file()

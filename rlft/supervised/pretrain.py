@@ -112,7 +112,7 @@ def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vo
 def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each image rotated by 0, 90, 180 and 270 degrees, with the rotation index as label."""
     rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
-    labels = torch.arange(4).repeat_interleave(len(images))
+    labels = torch.arange(4, device=images.device).repeat_interleave(len(images))
     return rotated, labels
 
 
@@ -129,8 +129,11 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None, shif
     padded = F.pad(images, (shift, shift, shift, shift))
     dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-    views = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-    return views * (1 - patch_mask(images.shape, 1.0 / ((h // 2) * (w // 2)), generator))
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (n, 1, h, 1): the crop window of each image
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    index = (torch.arange(n)[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None], rows, cols)
+    views = padded[tuple(i.to(images.device) for i in index)]
+    return views * (1 - patch_mask(images.shape, 1.0 / ((h // 2) * (w // 2)), generator).to(images.device))
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -139,7 +142,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     sim = z @ z.T / temperature
     sim.fill_diagonal_(float("-inf"))
     n = len(z1)
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(sim, targets)
 
 
@@ -168,7 +171,7 @@ class ImagePretrainer(nn.Module):
             z1 = self.head(self.encoder(augment(images, generator)))
             z2 = self.head(self.encoder(augment(images, generator)))
             return nt_xent(z1, z2, self.temperature), {}
-        mask = patch_mask(images.shape, self.mask_ratio, generator)
+        mask = patch_mask(images.shape, self.mask_ratio, generator).to(images.device)
         recon = self.head(self.encoder(images * (1 - mask))).view_as(images)
         err = ((recon - images) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
         return err, {}
