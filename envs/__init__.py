@@ -23,7 +23,8 @@ BUILTIN_ENVS: dict[str, EnvPlugin] = {
         factory="rlft.envs.connect_four:make_env",
         description="Connect Four (PettingZoo classic, two players, action masks).",
         agents={"greedy": "rlft.envs.connect_four:Greedy", "alphabeta": "rlft.envs.connect_four:AlphaBeta"},
-        extras={"render_text": "rlft.envs.connect_four:render_text"},
+        extras={"render_text": "rlft.envs.connect_four:render_text",
+                "text_view": "rlft.envs.text_views:ConnectFourText"},
     ),
     "tictactoe": EnvPlugin(
         name="tictactoe",
@@ -31,7 +32,8 @@ BUILTIN_ENVS: dict[str, EnvPlugin] = {
         description="Tic-tac-toe (PettingZoo classic, two players, action masks) with a perfect minimax player.",
         agents={"greedy": "rlft.envs.tictactoe:Greedy", "alphabeta": "rlft.envs.tictactoe:AlphaBeta",
                 "perfect": "rlft.envs.tictactoe:Perfect"},
-        extras={"render_text": "rlft.envs.tictactoe:render_text"},
+        extras={"render_text": "rlft.envs.tictactoe:render_text",
+                "text_view": "rlft.envs.text_views:TicTacToeText"},
     ),
 }
 """Built-in env plugins by name (`random` is available for every env through rlft.agents)."""

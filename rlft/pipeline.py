@@ -26,6 +26,7 @@ import torch
 from rlft import plugins
 from rlft.config import dump_yaml, param
 from rlft.errors import ConfigError
+from rlft.game_text import GameTextConfig
 from rlft.llm.config import (
     InitConfig,
     LLMEvalConfig,
@@ -96,6 +97,8 @@ class PipelineConfig:
     rl: RLStageConfig = field(default_factory=RLStageConfig)
     """`rl` stage: TRL GRPO or RLOO with reward plugins."""
     llm_eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)
+    game_text: GameTextConfig = field(default_factory=GameTextConfig)
+    """`game_text` stage: recorded games -> prompt/completion text (data sources `game_text`, `game_text:test`)."""
     """LLM held-out evaluation (exact match greedy/sampled, reward): before/after each LLM stage and `llm_eval`."""
 
     def validate(self) -> None:
@@ -119,6 +122,7 @@ STAGES: dict[str, str] = {
     "sft": "rlft.llm.sft:run",
     "rl": "rlft.llm.rl:run",
     "llm_eval": "rlft.llm.evaluate:run",
+    "game_text": "rlft.game_text:run",
 }
 """Stage name -> ``"module:function"``; the function takes a :class:`StageContext` and returns its result dict."""
 
@@ -157,6 +161,17 @@ def _merge_outputs(outputs: dict[str, Any], stage: str, new: dict[str, Any]) -> 
             outputs.setdefault("agents", {})[stage] = value
 
 
+def _resolve_data_sources(cfg: PipelineConfig, outputs: dict[str, Any]) -> None:
+    """Point every ``<section>.data.source`` that names a source an earlier stage produced (``game_text``) at it."""
+    sources: dict[str, str] = outputs.get("data_sources") or {}
+    if not sources:
+        return
+    for section in vars(cfg).values():
+        data = getattr(section, "data", None)
+        if data is not None and getattr(data, "source", None) in sources:
+            data.source = sources[data.source]
+
+
 def run_pipeline(
     cfg: PipelineConfig,
     run_dir: str | Path | RunDir,
@@ -186,6 +201,7 @@ def run_pipeline(
             continue
         seed = cfg.seed + index
         seed_everything(seed)
+        _resolve_data_sources(cfg, outputs)
         ctx = StageContext(run=run, cfg=cfg, stage=stage, seed=seed, device=device, resume=resume,
                            progress=progress, outputs=outputs)
         log.info("%s: starting", stage)

@@ -45,10 +45,19 @@ class LLMAgent:
         return self.complete([observation], deterministic)[0]
 
 
-def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> LLMAgent:
-    """The ``llm`` loader registered in :data:`rlft.agents.AGENT_KINDS`."""
+def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> Any:
+    """The ``llm`` loader registered in :data:`rlft.agents.AGENT_KINDS`.
+
+    When ``agent.json`` names an ``env`` (an LLM trained on a game), the agent plays that env's observations through
+    its text view (:class:`rlft.llm.game_agent.GameLLMAgent`).
+    """
     from rlft.llm.model import load_model, load_tokenizer
 
     model = load_model(str(folder), what="the agent folder").to(device)
     model.eval()
-    return LLMAgent(model, load_tokenizer(str(folder), "the agent folder"), meta)
+    agent = LLMAgent(model, load_tokenizer(str(folder), "the agent folder"), meta)
+    if meta.get("env"):
+        from rlft.llm.game_agent import game_agent
+
+        return game_agent(agent, meta)
+    return agent

@@ -89,7 +89,10 @@ def resume_from(ctx: StageContext) -> str | None:
 def finish(ctx: StageContext, model: Any, tokenizer: Any, before: dict[str, float], after: dict[str, float],
            train: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Save the stage's model to ``DIR/stages/<stage>`` and build the stage result for ``run.json``."""
-    folder = save_model(model, tokenizer, ctx.run.stage_dir(ctx.stage), {"stage": ctx.stage})
+    meta: dict[str, Any] = {"stage": ctx.stage}
+    if ctx.outputs.get("text_env"):  # an LLM trained on a game's text: load_agent gives a game-playing agent
+        meta["env"] = ctx.outputs["text_env"]
+    folder = save_model(model, tokenizer, ctx.run.stage_dir(ctx.stage), meta)
     metrics: dict[str, Any] = {f"eval/{k}": v for k, v in after.items()}
     metrics.update({f"eval_before/{k}": v for k, v in before.items()})
     metrics.update({f"train/{k}": v for k, v in train.items() if isinstance(v, int | float)})

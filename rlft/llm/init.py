@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from rlft.pipeline import StageContext
 
 
-def init_model(cfg: InitConfig, out: str | Path, seed: int = 0) -> dict[str, int]:
+def init_model(cfg: InitConfig, out: str | Path, seed: int = 0, meta: dict[str, Any] | None = None) -> dict[str, int]:
     """Train the tokenizer on ``cfg.data``, build the model, save both to ``out``; returns parameter counts."""
     texts = corpus_texts(cfg.data, seed, what="init.data")
     tokenizer = train_tokenizer(texts, cfg.level, cfg.vocab_size)
     model = build_tiny_model(tokenizer, cfg, seed)
-    save_model(model, tokenizer, out, {"stage": "init"})
+    save_model(model, tokenizer, out, {"stage": "init", **(meta or {})})
     counts = count_parameters(model)
     log.info("init: vocabulary %d tokens, model %d parameters -> %s", len(tokenizer), counts["total_params"], out)
     return {"vocab_size": len(tokenizer), **counts}
@@ -37,5 +37,6 @@ def init_model(cfg: InitConfig, out: str | Path, seed: int = 0) -> dict[str, int
 def run(ctx: StageContext) -> dict[str, Any]:
     """Build the tiny model into ``DIR/stages/init``."""
     folder = ctx.run.stage_dir(ctx.stage)
-    counts = init_model(ctx.cfg.init, folder, ctx.seed)
+    meta = {"env": ctx.outputs["text_env"]} if ctx.outputs.get("text_env") else None  # a game's text: see game_agent
+    counts = init_model(ctx.cfg.init, folder, ctx.seed, meta)
     return {"outputs": {"model": str(folder)}, "metrics": {f"model/{k}": v for k, v in counts.items()}}

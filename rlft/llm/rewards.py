@@ -72,6 +72,7 @@ BUILTIN_REWARDS: dict[str, Any] = {
     "exact_match": exact_match,
     "regex_match": regex_match,
     "length_penalty": length_penalty,
+    "game_outcome": "rlft.llm.game_reward:game_outcome",  # a move played in a real game env (docs/game_llm.md)
 }
 _TRL_KWARGS = {"completion_ids", "trainer_state", "prompt_ids", "log_extra", "log_metric", "environments"}
 

@@ -1,0 +1,148 @@
+"""The env reward: an LLM's move is played in the real PettingZoo game, and the game's outcome is the reward.
+
+``game_outcome`` is a reward function with TRL's contract, for the ``rl`` stage (GRPO or RLOO). For each completion
+it rebuilds the prompt's position in a fresh env of the plugin (the text view reads the position back from the prompt
+and gives a move sequence that reaches it), parses the move, and:
+
+* an unparsable completion or an illegal move scores ``illegal`` (default -2, below a loss) and is counted;
+* a legal move is played; with ``play_out`` (default) the game continues to its end: the opponent's seat is played by
+  an opponent drawn from ``opponents`` (any agent specs: ``random``, ``perfect``, ``alphabeta:2``, a run folder), the
+  LLM's own later moves by ``rollout`` (an agent spec; empty: the same opponent, i.e. self-play of the scripted
+  player). The reward is the mover's final return (+1 win, 0 draw, -1 loss), averaged over ``rollouts`` play-outs.
+  Without ``play_out`` only the move's immediate reward counts (a win on the spot, the env's penalty).
+
+So the reward of a move is a Monte-Carlo estimate of its value against the opponent mix, measured by the env itself.
+It logs ``train/win_rate``, ``train/draw_rate``, ``train/loss_rate``, ``train/illegal_rate`` and
+``train/unparsable_rate`` through TRL's ``log_metric`` (one game per completion), beside TRL's ``train/reward``.
+
+Example (YAML)::
+
+    rl:
+      data: {source: game_text}
+      rewards:
+        - {fn: game_outcome, kwargs: {env: tictactoe, opponents: [random, perfect], rollout: perfect}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rlft.llm.rewards import completion_text
+
+_CACHE: dict[tuple[str, str], Any] = {}
+
+
+class ScriptedThen:
+    """Plays a fixed sequence of moves, then hands over to ``then`` (replays a position, then plays on)."""
+
+    def __init__(self, moves: list[int], then: Any) -> None:
+        self.moves = list(moves)
+        self.then = then
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
+        if self.moves:
+            return self.moves.pop(0)
+        return self.then.act(observation, action_mask=action_mask, deterministic=deterministic)
+
+
+def _agent(plugin: Any, env: Any, spec: str, seed: int) -> Any:
+    from rlft.agents import resolve_agent
+
+    key = (plugin.name, spec)
+    if key not in _CACHE:
+        _CACHE[key] = resolve_agent(spec, plugin, action_space=env.action_space(env.possible_agents[0]), seed=seed)
+    return _CACHE[key]
+
+
+def _env(spec: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+    from rlft.environment import resolve_env
+    from rlft.game_text import text_view
+
+    key = (spec, repr(sorted(env_kwargs.items())))
+    if key not in _CACHE:
+        plugin = resolve_env(spec)
+        _CACHE[key] = (plugin, plugin.make(**env_kwargs), text_view(plugin))
+    return _CACHE[key]  # type: ignore[no-any-return]
+
+
+def play_move(prompt: str, move: int | None, *, env: str = "tictactoe", opponent: str = "random",
+              rollout: str = "", play_out: bool = True, seed: int = 0, env_kwargs: dict[str, Any] | None = None
+              ) -> tuple[str, float]:
+    """Play ``move`` from ``prompt``'s position in the real env; (``win``/``draw``/``loss``/``illegal``/..., return)."""
+    from rlft.games import play_game
+
+    plugin, game, view = _env(env, dict(env_kwargs or {}))
+    if move is None:
+        return "unparsable", 0.0
+    history = view.replay(view.observation(prompt))
+    first, second = game.possible_agents
+    mover, other = (first, second) if len(history) % 2 == 0 else (second, first)
+    game.reset(seed=seed)
+    for a in history:
+        game.step(a)
+    mask = np.asarray(game.observe(mover)["action_mask"]).astype(bool)
+    if not (0 <= move < len(mask) and mask[move]):
+        return "illegal", 0.0
+    opp = _agent(plugin, game, opponent, seed)
+    own = _agent(plugin, game, rollout, seed + 1) if rollout else opp
+    mine = history[0::2] if mover == first else history[1::2]
+    theirs = history[1::2] if mover == first else history[0::2]
+    if not play_out:
+        own, opp = _Stop(), _Stop()
+    result = play_game(game, {mover: ScriptedThen([*mine, move], own), other: ScriptedThen(theirs, opp)}, seed=seed)
+    r = result.returns[mover]
+    return ("win" if r > 0 else "loss" if r < 0 else "draw"), float(r)
+
+
+class _Stop:
+    """Ends a play-out after the scored move (``play_out: false``)."""
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
+        raise _GameCut
+
+
+class _GameCut(Exception):
+    pass
+
+
+def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tictactoe",
+                 opponents: list[str] | None = None, rollout: str = "", play_out: bool = True, rollouts: int = 1,
+                 illegal: float = -2.0, seed: int = 0, env_kwargs: dict[str, Any] | None = None,
+                 log_metric: Callable[[str, float], None] | None = None, trainer_state: Any = None,
+                 **_: Any) -> list[float | None]:
+    """Reward of each completion's move, played in the real env (see the module docstring)."""
+    opponents = list(opponents or ["random"])
+    step = int(getattr(trainer_state, "global_step", 0) or 0)
+    rng = np.random.default_rng(seed + 100_003 * step)
+    _, _, view = _env(env, dict(env_kwargs or {}))
+    counts = dict.fromkeys(("win", "draw", "loss", "illegal", "unparsable"), 0)
+    rewards: list[float | None] = []
+    for prompt, completion in zip(prompts, completions):
+        move = view.parse_move(completion_text(completion))
+        total = 0.0
+        kind = "draw"
+        for k in range(max(rollouts, 1)):
+            opponent = opponents[int(rng.integers(len(opponents)))]
+            try:
+                kind, r = play_move(str(prompt), move, env=env, opponent=opponent, rollout=rollout,
+                                    play_out=play_out, seed=int(rng.integers(2**31)), env_kwargs=env_kwargs)
+            except _GameCut:
+                kind, r = "draw", 0.0
+            if kind in ("illegal", "unparsable"):
+                break
+            total += r
+            if k == 0:
+                counts[kind] += 1
+        if kind in ("illegal", "unparsable"):
+            counts[kind] += 1
+            rewards.append(illegal)
+        else:
+            rewards.append(total / max(rollouts, 1))
+    if log_metric is not None and rewards:
+        n = len(rewards)
+        for kind, c in counts.items():
+            log_metric(f"{kind}_rate", c / n)
+    return rewards
