@@ -146,3 +146,10 @@ def test_unknown_reward_model_is_a_clear_error(tiny_llm: Path, tmp_path: Path) -
     cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, rewards=[{"model": str(tmp_path / "nope")}]))
     with pytest.raises(PluginError, match="Cannot load the reward model"):
         run_pipeline(cfg, tmp_path / "run")
+
+
+def test_rloo_algorithm_runs_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
+    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, algorithm="rloo", max_steps=2))
+    run_pipeline(cfg, tmp_path / "run")
+    tags = scalars(tmp_path / "run" / "tb" / "rl")
+    assert len(tags["train/reward"]) == 2 and "train/rewards/exact_match/mean" in tags
