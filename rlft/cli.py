@@ -20,7 +20,7 @@ from rlft.errors import ConfigError, RlftError
 log = logging.getLogger("rlft")
 
 Handler = Callable[[argparse.Namespace], int]
-_EXTRA_COMMANDS: list[str] = ["rlft.games_cli", "rlft.supervised.cli", "rlft.llm.cli"]
+_EXTRA_COMMANDS: list[str] = ["rlft.games_cli", "rlft.supervised.cli", "rlft.llm.cli", "rlft.game_llm_cli"]
 """Modules that add subcommands: each has ``register(subparsers) -> None`` (set ``func`` on its parsers)."""
 
 

@@ -1,0 +1,128 @@
+"""The LLM game agent and the env reward: illegal or unparsable generations are handled as documented and counted;
+the agent never plays an illegal move; ``rlft.load_agent`` on an LLM folder trained on a game gives a game agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from rlft.environment import resolve_env
+from rlft.game_text import text_view
+from rlft.games import evaluate_game
+from rlft.llm.agent import LLMAgent
+from rlft.llm.config import InitConfig
+from rlft.llm.game_agent import GameLLMAgent
+from rlft.llm.game_reward import game_outcome
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained char-level LM over tic-tac-toe text, saved as an agent folder of the tictactoe env."""
+    from rlft.llm.model import build_tiny_model, save_model, train_tokenizer
+
+    torch.set_num_threads(1)
+    tok = train_tokenizer(["012|345|678 X>4", "XO2|3X5|678 O>8", "abc"], "char")
+    model = build_tiny_model(tok, InitConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                                             intermediate_size=64, max_length=32), seed=0)
+    out = tmp_path_factory.mktemp("gllm") / "agent"
+    save_model(model, tok, out, {"stage": "test", "env": "tictactoe"})
+    return out
+
+
+def _agent(folder: Path, **kw: Any) -> GameLLMAgent:
+    import rlft
+
+    agent = rlft.load_agent(folder, device="cpu")
+    assert isinstance(agent, GameLLMAgent)
+    for k, v in kw.items():
+        setattr(agent, k, v)
+    return agent
+
+
+@pytest.mark.parametrize("policy", ["constrained", "generate"])
+def test_untrained_llm_never_plays_illegally_and_counts_what_it_would_have_played(untrained: Path,
+                                                                                   policy: str) -> None:
+    agent = _agent(untrained, policy=policy, audit=True)
+    result = evaluate_game(agent, resolve_env("tictactoe"), {}, ["random"], 20, seed=0, deterministic=False)
+    r = result["per_opponent"]["random"]
+    assert r["games"] == 20  # an illegal move would have raised IllegalActionError
+    stats = agent.move_stats()
+    assert stats["moves"] >= 20 * 3
+    bad = stats["unparsable"] + stats["illegal"]
+    assert stats["free_legal"] + bad == stats["moves"]  # every free generation is classified once
+    assert bad > 0  # an untrained model writes junk: counted, never played
+    if policy == "generate":
+        assert stats["fallbacks"] + stats["reasked"] == bad
+    else:
+        assert stats["fallbacks"] == 0
+
+
+def test_text_prompts_still_complete_and_constrained_choice_follows_the_model(untrained: Path) -> None:
+    agent = _agent(untrained)
+    assert isinstance(agent.act("012|345|678 X>"), str)  # text in, text out (the plain LLMAgent behaviour)
+    obs = np.zeros((3, 3, 2), dtype=np.int8)
+    mask = np.zeros(9, dtype=np.int8)
+    mask[[2, 6]] = 1
+    scores = agent.move_logprobs(agent.view.prompt(obs), [2, 6])
+    assert agent.act(obs, mask) == [2, 6][int(torch.argmax(scores))]
+    assert {agent.act(obs, mask, deterministic=False) for _ in range(40)} == {2, 6}
+
+
+class _Scripted:
+    """An 'LLM' answering from a fixed list (to drive the agent through each documented case)."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.model = torch.nn.Linear(1, 1)
+
+    def complete(self, prompts: list[str], deterministic: bool = True, temperature: float = 1.0,
+                 max_new_tokens: int | None = None) -> list[str]:
+        return [self.answers.pop(0)]
+
+
+def test_generate_policy_reasks_then_falls_back(untrained: Path) -> None:
+    base = _agent(untrained)
+    obs = np.zeros((3, 3, 2), dtype=np.int8)
+    mask = np.ones(9, dtype=np.int8)
+    mask[4] = 0
+    llm: Any = _Scripted(["4", "junk", "7"])  # illegal, then a re-ask that fails to parse, then a legal re-ask
+    agent = GameLLMAgent(llm, base.view, policy="generate", retries=2)
+    agent.choose = lambda prompt, legal, deterministic=True: -1  # type: ignore[method-assign]
+    assert agent.act(obs, mask) == 7
+    assert agent.stats["illegal"] == 1 and agent.stats["reasked"] == 1 and agent.stats["fallbacks"] == 0
+    agent.llm = _Scripted(["?", "x", "y"])
+    agent.choose = lambda prompt, legal, deterministic=True: legal[0]  # type: ignore[method-assign]
+    assert agent.act(obs, mask) == 0  # nothing usable: the constrained choice
+    assert agent.stats["unparsable"] == 1 and agent.stats["fallbacks"] == 1 and agent.stats["moves"] == 2
+
+
+def test_env_reward_plays_the_move_in_the_real_game_and_counts_bad_moves() -> None:
+    logged: dict[str, float] = {}
+    # X to move with X on 0 and 4, O on 2 and 5: 8 wins on the spot, 6 and 3 let perfect O force a result.
+    prompt = "X1O|3XO|678 X>"
+    rewards = game_outcome([prompt] * 6, ["8", " 8", "4", "Z", "1", "9"], env="tictactoe", opponents=["perfect"],
+                           rollout="perfect", log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert rewards[:2] == [1.0, 1.0]
+    assert rewards[2] == -2.0 and rewards[3] == -2.0 and rewards[5] == -2.0  # occupied, unparsable, off the board
+    assert rewards[4] in (-1.0, 0.0, 1.0)
+    assert logged["illegal_rate"] == pytest.approx(1 / 6) and logged["unparsable_rate"] == pytest.approx(2 / 6)
+    assert logged["win_rate"] >= 2 / 6
+    # O to move must block at 8; anything else loses against perfect play.
+    block = game_outcome(["X1O|3X5|678 O>"] * 2, ["8", "1"], env="tictactoe", opponents=["perfect"],
+                         rollout="perfect")
+    assert block == [0.0, -1.0]
+
+
+def test_env_reward_without_play_out_scores_only_the_move() -> None:
+    r = game_outcome(["X1O|3XO|678 X>"] * 2, ["8", "6"], env="tictactoe", play_out=False)
+    assert r == [1.0, 0.0]
+
+
+def test_text_view_of_loaded_agent_matches_the_env_plugin(untrained: Path) -> None:
+    agent = _agent(untrained)
+    assert type(agent.view) is type(text_view(resolve_env("tictactoe")))
+    assert isinstance(agent.llm, LLMAgent) and agent.env == "tictactoe"
