@@ -85,9 +85,9 @@ def test_env_without_text_view_is_a_clear_error_and_plugins_supply_their_own() -
 
 
 def test_recorded_games_convert_to_text(tmp_path: Path) -> None:
-    from rlft.games import record_game_episodes
-    from rlft.envs.tictactoe import best_moves
     from rlft.envs.board_agents import planes_to_bits
+    from rlft.envs.tictactoe import best_moves
+    from rlft.games import record_game_episodes
 
     plugin = resolve_env("tictactoe")
     record_game_episodes(plugin, plugin.make(), "perfect:0.5", 40, tmp_path / "games", seed=3)

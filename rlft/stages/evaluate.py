@@ -49,11 +49,11 @@ def evaluate_agent(agent: Any, env_spec: str, env_kwargs: dict[str, Any], episod
 
         if callable(getattr(agent, "reset_stats", None)):
             agent.reset_stats()
-        result = evaluate_game(agent, plugin, env_kwargs, opponents or ["random"], episodes, seed=seed,
-                               deterministic=deterministic, progress=progress)
+        table = evaluate_game(agent, plugin, env_kwargs, opponents or ["random"], episodes, seed=seed,
+                              deterministic=deterministic, progress=progress)
         if callable(getattr(agent, "move_stats", None)):  # LLM agents: what the free model would have played
-            result["moves"] = agent.move_stats()
-        return result
+            table["moves"] = agent.move_stats()
+        return table
     env.close()
     env = make_gym_env(plugin, env_kwargs)
     result = evaluate_gym(agent, env, episodes, seed=seed, deterministic=deterministic, progress=progress)
