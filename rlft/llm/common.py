@@ -32,7 +32,7 @@ def load_start(ctx: StageContext) -> tuple[Any, Any, str]:
     what = "the previous stage's model" if ctx.outputs.get("model") else "model.name"
     tokenizer = load_tokenizer(source, what)
     model = load_model(source, ctx.cfg.model.dtype, ctx.cfg.model.trust_remote_code, what)
-    return model, tokenizer, source
+    return model.to(ctx.device), tokenizer, source  # the held-out evaluation before training runs there too
 
 
 def set_threads(ctx: StageContext) -> None:
