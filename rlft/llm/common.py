@@ -86,12 +86,25 @@ def resume_from(ctx: StageContext) -> str | None:
     return last
 
 
+def _start_meta(ctx: StageContext) -> dict[str, Any]:
+    """``agent.json`` of the folder this stage started from (empty for a hub id or a plain HF folder)."""
+    import json
+
+    path = Path(starting_point(ctx)) / "agent.json"
+    try:
+        meta = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def finish(ctx: StageContext, model: Any, tokenizer: Any, before: dict[str, float], after: dict[str, float],
            train: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Save the stage's model to ``DIR/stages/<stage>`` and build the stage result for ``run.json``."""
     meta: dict[str, Any] = {"stage": ctx.stage}
-    if ctx.outputs.get("text_env"):  # an LLM trained on a game's text: load_agent gives a game-playing agent
-        meta["env"] = ctx.outputs["text_env"]
+    env = ctx.outputs.get("text_env") or _start_meta(ctx).get("env")
+    if env:  # an LLM trained on a game's text: load_agent gives a game-playing agent
+        meta["env"] = env
     folder = save_model(model, tokenizer, ctx.run.stage_dir(ctx.stage), meta)
     metrics: dict[str, Any] = {f"eval/{k}": v for k, v in after.items()}
     metrics.update({f"eval_before/{k}": v for k, v in before.items()})

@@ -11,9 +11,10 @@ illegal move. Two move policies (``agent.json`` ``move_policy``, or the ``policy
   names an illegal move, the agent re-asks up to ``retries`` times by sampling, then falls back to the constrained
   choice.
 
-Both count what the free model would have done in :attr:`GameLLMAgent.stats` (``moves``, ``unparsable``, ``illegal``,
-``reasked``, ``fallbacks``; with ``audit`` the constrained policy also generates freely, only to count). Evaluation
-adds these counts to its results as ``moves/*``.
+Both count what the free model would have done in :attr:`GameLLMAgent.stats` (``moves``, ``free_legal``,
+``unparsable``, ``illegal``, ``reasked``, ``fallbacks``; with ``audit``, on by default for loaded agents, the
+constrained policy also generates greedily, only to count). ``rlft eval`` and the ``eval`` stage add these counts to
+their results as ``moves/*`` (``moves/illegal_rate``: the share of moves the free model got wrong).
 
 Example::
 
@@ -51,7 +52,7 @@ class GameLLMAgent:
         self.retries = retries
         self.temperature = temperature
         self.audit = audit
-        self.max_new_tokens = 4
+        self.max_new_tokens = 2
         self.rng = np.random.default_rng(0)
         self.stats: dict[str, int] = dict.fromkeys(_STATS, 0)
 
@@ -159,4 +160,4 @@ def game_agent(llm: LLMAgent, meta: dict[str, Any]) -> GameLLMAgent:
 
     env = str(meta["env"])
     return GameLLMAgent(llm, text_view(resolve_env(env)), env=env, policy=meta.get("move_policy", "constrained"),
-                        retries=int(meta.get("retries", 2)))
+                        retries=int(meta.get("retries", 2)), audit=bool(meta.get("audit", True)))

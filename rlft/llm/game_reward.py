@@ -5,11 +5,11 @@ it rebuilds the prompt's position in a fresh env of the plugin (the text view re
 and gives a move sequence that reaches it), parses the move, and:
 
 * an unparsable completion or an illegal move scores ``illegal`` (default -2, below a loss) and is counted;
-* a legal move is played; with ``play_out`` (default) the game continues to its end: the opponent's seat is played by
-  an opponent drawn from ``opponents`` (any agent specs: ``random``, ``perfect``, ``alphabeta:2``, a run folder), the
-  LLM's own later moves by ``rollout`` (an agent spec; empty: the same opponent, i.e. self-play of the scripted
-  player). The reward is the mover's final return (+1 win, 0 draw, -1 loss), averaged over ``rollouts`` play-outs.
-  Without ``play_out`` only the move's immediate reward counts (a win on the spot, the env's penalty).
+* a legal move is played; with ``play_out`` (default) the game continues to its end, once against every opponent in
+  ``opponents`` (any agent specs: ``random``, ``perfect``, ``alphabeta:2``, a run folder; ``rollouts`` play-outs
+  each), the LLM's own later moves played by ``rollout`` (an agent spec; empty: the opponent itself). The reward is
+  the mean outcome: ``win`` (+1), ``draw`` (0) or ``loss`` (-1 by default; a larger penalty asks for safe moves
+  first). Without ``play_out`` only the move's immediate result counts (a win on the spot scores ``win``).
 
 So the reward of a move is a Monte-Carlo estimate of its value against the opponent mix, measured by the env itself.
 It logs ``train/win_rate``, ``train/draw_rate``, ``train/loss_rate``, ``train/illegal_rate`` and
@@ -110,7 +110,8 @@ class _GameCut(Exception):
 
 def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tictactoe",
                  opponents: list[str] | None = None, rollout: str = "", play_out: bool = True, rollouts: int = 1,
-                 illegal: float = -2.0, seed: int = 0, env_kwargs: dict[str, Any] | None = None,
+                 win: float = 1.0, loss: float = -1.0, illegal: float = -2.0, seed: int = 0,
+                 env_kwargs: dict[str, Any] | None = None,
                  log_metric: Callable[[str, float], None] | None = None, trainer_state: Any = None,
                  **_: Any) -> list[float | None]:
     """Reward of each completion's move, played in the real env (see the module docstring)."""
@@ -120,29 +121,33 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
     _, _, view = _env(env, dict(env_kwargs or {}))
     counts = dict.fromkeys(("win", "draw", "loss", "illegal", "unparsable"), 0)
     rewards: list[float | None] = []
+    value = {"win": win, "draw": 0.0, "loss": loss}
+    games = 0
     for prompt, completion in zip(prompts, completions):
         move = view.parse_move(completion_text(completion))
-        total = 0.0
-        kind = "draw"
-        for k in range(max(rollouts, 1)):
-            opponent = opponents[int(rng.integers(len(opponents)))]
-            try:
-                kind, r = play_move(str(prompt), move, env=env, opponent=opponent, rollout=rollout,
-                                    play_out=play_out, seed=int(rng.integers(2**31)), env_kwargs=env_kwargs)
-            except _GameCut:
-                kind, r = "draw", 0.0
-            if kind in ("illegal", "unparsable"):
+        outcomes: list[str] = []
+        for opponent in opponents:
+            for _ in range(max(rollouts, 1)):
+                try:
+                    kind, _r = play_move(str(prompt), move, env=env, opponent=opponent, rollout=rollout,
+                                         play_out=play_out, seed=int(rng.integers(2**31)), env_kwargs=env_kwargs)
+                except _GameCut:
+                    kind = "draw"
+                if kind in ("illegal", "unparsable"):
+                    break
+                outcomes.append(kind)
+            if not outcomes:
                 break
-            total += r
-            if k == 0:
-                counts[kind] += 1
-        if kind in ("illegal", "unparsable"):
+        if not outcomes:
             counts[kind] += 1
+            games += 1
             rewards.append(illegal)
-        else:
-            rewards.append(total / max(rollouts, 1))
-    if log_metric is not None and rewards:
-        n = len(rewards)
-        for kind, c in counts.items():
-            log_metric(f"{kind}_rate", c / n)
+            continue
+        for kind in outcomes:
+            counts[kind] += 1
+        games += len(outcomes)
+        rewards.append(sum(value[k] for k in outcomes) / len(outcomes))
+    if log_metric is not None and games:
+        for kind, c in counts.items():  # per game played (an illegal or unparsable move counts as one game)
+            log_metric(f"{kind}_rate", c / games)
     return rewards
