@@ -127,9 +127,9 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
         move = view.parse_move(completion_text(completion))
         outcomes: list[str] = []
         for opponent in opponents:
-            for _ in range(max(rollouts, 1)):
+            for _k in range(max(rollouts, 1)):
                 try:
-                    kind, _r = play_move(str(prompt), move, env=env, opponent=opponent, rollout=rollout,
+                    kind, _outcome = play_move(str(prompt), move, env=env, opponent=opponent, rollout=rollout,
                                          play_out=play_out, seed=int(rng.integers(2**31)), env_kwargs=env_kwargs)
                 except _GameCut:
                     kind = "draw"
