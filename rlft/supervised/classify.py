@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,8 @@ class Trainer:
     metrics: MetricLogger | None = None
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    verbosity: int = logging.INFO
+    """Log level of the per-epoch lines (repeats for extra seeds and baselines use DEBUG)."""
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
@@ -199,8 +202,8 @@ class Trainer:
             self.history.append({"step": self.step, **scores})
             if self.metrics is not None:
                 self.metrics.log({f"eval/{k}": v for k, v in scores.items()}, step=self.step)
-            log.info("%s: epoch %d/%d, held-out accuracy %.4f, macro-F1 %.4f", self.name, epoch + 1, cfg.epochs,
-                     scores["accuracy"], scores["macro_f1"])
+            log.log(self.verbosity, "%s: epoch %d/%d, held-out accuracy %.4f, macro-F1 %.4f", self.name, epoch + 1,
+                    cfg.epochs, scores["accuracy"], scores["macro_f1"])
             self.save_checkpoint()
         return {k: v for k, v in self.history[-1].items() if k != "step"} if self.history else \
             evaluate(self.model, self.held_out, self.device)
@@ -279,7 +282,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         model, counts = build_model(cfg, len(train.label_names), seed, backbone=base, scratch=kind == "scratch")
         name = "classify" if (kind, i) == variants[0] else f"classify_{kind}_seed{i}"
         with MetricLogger(ctx.run.tb_dir("classify") / name) as metrics:
-            trainer = Trainer(model, cfg, train, held_out, seed, ctx.device, name=name, run=ctx.run, metrics=metrics)
+            trainer = Trainer(model, cfg, train, held_out, seed, ctx.device, name=name, run=ctx.run, metrics=metrics,
+                              verbosity=logging.INFO if name == "classify" else logging.DEBUG)
             if ctx.resume:
                 trainer.maybe_resume()
             scores = trainer.fit()
@@ -294,6 +298,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if cfg.tuning.mode == "lora":
         final = merge_lora(copy.deepcopy(final))  # type: ignore[assignment]
     metrics_out: dict[str, Any] = _summary(results)
+    if results["scratch"]:
+        log.info("classify: held-out accuracy %.4f (pretrained) vs %.4f (same network from scratch), mean of %d "
+                 "seed(s): %+.2f points", metrics_out["accuracy"], metrics_out["scratch_accuracy"], cfg.seeds,
+                 100 * metrics_out["gain_over_scratch"])
     metrics_out.update(exported["counts"], train_examples=exported["n_train"], eval_examples=exported["n_eval"],
                        tuning=cfg.tuning.mode, backbone=cfg.backbone, **meter.read())
     with AtomicDir(out) as tmp:
