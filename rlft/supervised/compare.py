@@ -22,9 +22,8 @@ from rlft.errors import RunDirError
 HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "mean_reward", "reward", "eval_reward", "exact_match",
                  "pass_rate", "score")
 """Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM)."""
-COLUMNS = ("run", "kind", "metric", "value", "trainable_params", "total_params", "trainable_%", "wall_s",
-           "peak_mem_mb")
-_DECIMALS = {"value": 4, "trainable_%": 2, "wall_s": 1, "peak_mem_mb": 0}
+COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
+_DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
 
 
 def _stages(path: Path) -> dict[str, Any]:
@@ -98,8 +97,8 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
             wall += float(seconds)
     share = 100.0 * trainable / total if isinstance(trainable, int) and total else None
     return {"run": path.name, "kind": _kind(stages), "metric": metric, "value": value,
-            "trainable_params": trainable, "total_params": total, "trainable_%": share,
-            "wall_s": round(wall, 1) if wall else None, "peak_mem_mb": peak}
+            "trainable": trainable, "total": total, "trainable %": share,
+            "wall s": round(wall, 1) if wall else None, "peak MiB": peak}
 
 
 def compare_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
@@ -135,8 +134,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [r["run"] for r in rows]
-    panels = [("value", "headline metric"), ("trainable_params", "trainable parameters"),
-              ("wall_s", "wall time (s)"), ("peak_mem_mb", "peak memory (MiB)")]
+    panels = [("value", "headline metric"), ("trainable", "trainable parameters"),
+              ("wall s", "wall time (s)"), ("peak MiB", "peak memory (MiB)")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, (key, title) in zip(axes.flat, panels):
         values = [float(r[key]) if isinstance(r.get(key), int | float) else 0.0 for r in rows]
@@ -144,7 +143,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_xticks(range(len(rows)), names, rotation=20, ha="right", fontsize=8)
         metrics = sorted({r["metric"] for r in rows})
         ax.set_title(f"{title}: {', '.join(metrics)}" if key == "value" else title, fontsize=9)
-        if key == "trainable_params" and any(v > 0 for v in values):
+        if key == "trainable" and any(v > 0 for v in values):
             ax.set_yscale("log")
         for bar, row in zip(bars, rows):
             ax.annotate(_cell(row.get(key), key), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
