@@ -147,6 +147,21 @@ def test_compare_reads_game_agent_runs(tmp_path: Path, capsys: pytest.CaptureFix
     assert "| cartpole | game agent | eval mean_return | 500.00 | 9,155 | 9,155 | 100.00 | 32.0 | - |" in table
 
 
+def test_compare_reads_llm_runs_tolerantly(tmp_path: Path) -> None:
+    from rlft.supervised.compare import summarize_run
+
+    run = tmp_path / "llm"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({
+        "init": {"metrics": {"model/trainable_params": 5000, "model/total_params": 5000}, "seconds": 1.0},
+        "sft": {"metrics": {"eval/greedy_em": 0.4, "eval_before/greedy_em": 0.0}, "seconds": 10.0},
+        "rl": {"metrics": {"eval/greedy_em": 0.5, "eval/reward": 0.3, "note": "text"}, "seconds": 20.0},
+        "eval": []}))
+    row = summarize_run(run)
+    assert (row["kind"], row["metric"], row["value"]) == ("llm", "rl greedy_em", 0.5)
+    assert (row["trainable"], row["total"], row["wall s"], row["peak MiB"]) == (5000, 5000, 31.0, None)
+
+
 def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not an rlft run folder" in capsys.readouterr().err

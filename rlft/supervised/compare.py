@@ -19,9 +19,11 @@ from typing import Any
 
 from rlft.errors import RunDirError
 
-HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "mean_reward", "reward", "eval_reward", "exact_match",
-                 "pass_rate", "score")
-"""Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM)."""
+HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "greedy_em", "exact_match", "pass_rate", "mean_reward",
+                 "reward", "eval_reward", "score")
+"""Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM); a key may also
+appear as ``eval/<key>`` (LLM stages)."""
+LLM_STAGES = ("init", "pretrain", "sft", "rl", "grpo", "rloo", "dpo", "llm_eval", "game_text")
 COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
 _DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
 
@@ -44,11 +46,21 @@ def _stages(path: Path) -> dict[str, Any]:
 def _kind(stages: dict[str, Any]) -> str:
     if "classify" in stages:
         return "classifier"
+    if any(s in LLM_STAGES or "llm" in s for s in stages):
+        return "llm"
     if any(s in stages for s in ("finetune", "imitate", "record")):
         return "game agent"
-    if any(("llm" in s or s in ("sft", "grpo", "rloo", "dpo", "reward")) for s in stages):
-        return "llm"
     return "other"
+
+
+def _param_counts(metrics: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(trainable, total) from keys like ``total_params`` or ``model/total_params``."""
+    found: dict[str, int] = {}
+    for key, value in metrics.items():
+        for name in ("trainable_params", "total_params"):
+            if key.split("/")[-1] == name and isinstance(value, int) and not isinstance(value, bool):
+                found[name] = value
+    return found.get("trainable_params"), found.get("total_params")
 
 
 def _headline(stages: dict[str, Any]) -> tuple[str, float | None]:
@@ -88,8 +100,9 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
     wall = 0.0
     for result in stages.values():
         metrics = result.get("metrics", {}) if isinstance(result.get("metrics"), dict) else {}
-        if isinstance(metrics.get("total_params"), int):
-            trainable, total = metrics.get("trainable_params"), metrics["total_params"]
+        counts = _param_counts(metrics)
+        if counts[1] is not None:
+            trainable, total = counts
         if isinstance(metrics.get("peak_memory_mb"), int | float):
             peak = max(peak or 0.0, float(metrics["peak_memory_mb"]))
         seconds = result.get("seconds", metrics.get("wall_seconds"))
