@@ -67,7 +67,7 @@ class MLMConfig:
 class ImagePretrainConfig:
     """Settings of the ``ssl_image`` stage (self-supervised image encoder training)."""
 
-    objective: Literal["rotation", "masked_pixels", "contrastive"] = "rotation"
+    objective: Literal["rotation", "masked_pixels", "contrastive"] = "contrastive"
     """`rotation`: predict the rotation (0/90/180/270); `masked_pixels`: reconstruct hidden 2x2 patches;
     `contrastive`: SimCLR -- two random shifts/erasures of an image should map close, other images far."""
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
