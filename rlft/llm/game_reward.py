@@ -12,6 +12,8 @@ and gives a move sequence that reaches it), parses the move, and:
   first). Without ``play_out`` only the move's immediate result counts (a win on the spot scores ``win``).
 
 So the reward of a move is a Monte-Carlo estimate of its value against the opponent mix, measured by the env itself.
+All completions of one prompt at one training step share their random numbers (opponents' and play-outs' seeds):
+equal moves get equal rewards, so the group-normalised advantage compares moves, not the opponents' dice.
 It logs ``train/win_rate``, ``train/draw_rate``, ``train/loss_rate``, ``train/illegal_rate`` and
 ``train/unparsable_rate`` through TRL's ``log_metric`` (one game per completion), beside TRL's ``train/reward``.
 
@@ -25,6 +27,7 @@ Example (YAML)::
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -49,12 +52,16 @@ class ScriptedThen:
 
 
 def _agent(plugin: Any, env: Any, spec: str, seed: int) -> Any:
+    """The agent for ``spec`` (built once), its random generator reseeded so a play-out depends on ``seed`` only."""
     from rlft.agents import resolve_agent
 
     key = (plugin.name, spec)
     if key not in _CACHE:
         _CACHE[key] = resolve_agent(spec, plugin, action_space=env.action_space(env.possible_agents[0]), seed=seed)
-    return _CACHE[key]
+    agent = _CACHE[key]
+    if isinstance(getattr(agent, "rng", None), np.random.Generator):
+        agent.rng = np.random.default_rng(seed)
+    return agent
 
 
 def _env(spec: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -117,7 +124,6 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
     """Reward of each completion's move, played in the real env (see the module docstring)."""
     opponents = list(opponents or ["random"])
     step = int(getattr(trainer_state, "global_step", 0) or 0)
-    rng = np.random.default_rng(seed + 100_003 * step)
     _, _, view = _env(env, dict(env_kwargs or {}))
     counts = dict.fromkeys(("win", "draw", "loss", "illegal", "unparsable"), 0)
     rewards: list[float | None] = []
@@ -125,6 +131,9 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
     games = 0
     for prompt, completion in zip(prompts, completions):
         move = view.parse_move(completion_text(completion))
+        # Common random numbers: every completion of a prompt meets the same opponent randomness, so completions
+        # that play the same move get the same reward and GRPO's group comparison sees only the moves' difference.
+        rng = np.random.default_rng([seed, step, zlib.crc32(str(prompt).encode())])
         outcomes: list[str] = []
         for opponent in opponents:
             for _k in range(max(rollouts, 1)):
