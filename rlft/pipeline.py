@@ -66,6 +66,9 @@ class PipelineConfig:
     """Seed of every random number generator (stage i uses seed + i)."""
     device: str = "auto"
     """`auto` (CUDA when present, else CPU), `cpu`, or `cuda[:N]`."""
+    num_threads: int = param(0, ge=0)
+    """CPU threads PyTorch may use (0: PyTorch's default, all cores). Small policy networks run fastest with 1,
+    especially on a busy machine."""
     stages: list[str] = field(default_factory=lambda: ["record", "imitate", "finetune", "eval"])
     """Stages to run, in order. Game stages: record, imitate, finetune, eval."""
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -201,6 +204,8 @@ def run_pipeline(
             continue
         seed = cfg.seed + index
         seed_everything(seed)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
         _resolve_data_sources(cfg, outputs)
         ctx = StageContext(run=run, cfg=cfg, stage=stage, seed=seed, device=device, resume=resume,
                            progress=progress, outputs=outputs)
