@@ -17,17 +17,6 @@ from rlft.environment import resolve_env
 from rlft.games import evaluate_game
 
 
-@pytest.fixture()
-def one_thread() -> object:
-    """Small networks train many times faster on one torch thread when the 2 cores are shared; restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_play_with_scripted_stdin_including_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
     # The human moves first against `perfect`; junk, an out-of-range number and an occupied square are re-asked.
@@ -80,7 +69,7 @@ def test_render_writes_a_gif(tmp_path: Path) -> None:
     assert len(frames) >= 5 and frames[0].ndim == 3
 
 
-def test_record_both_seats_then_behaviour_clone(tmp_path: Path, one_thread: object) -> None:
+def test_record_both_seats_then_behaviour_clone(tmp_path: Path) -> None:
     from rlft.stages.record import record
 
     out = tmp_path / "ttt"
@@ -110,8 +99,7 @@ def test_record_both_seats_then_behaviour_clone(tmp_path: Path, one_thread: obje
     assert score["win"] >= 0.6 and score["loss"] <= 0.15
 
 
-def test_tiny_train_on_tictactoe_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                             one_thread: object) -> None:
+def test_tiny_train_on_tictactoe_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
     sets = {"record.episodes": 100, "imitate.epochs": 2, "imitate.critic_warmup_epochs": 1,
             "finetune.total_timesteps": 1024, "finetune.n_envs": 2, "finetune.n_steps": 128,

@@ -18,9 +18,6 @@ from rlft.games import evaluate_game
 
 @pytest.mark.slow
 def test_tictactoe_config_never_loses_to_perfect_play(tmp_path: Path) -> None:
-    import torch
-
-    torch.set_num_threads(1)
     run_dir = tmp_path / "ttt"
     assert main(["train", "configs/tictactoe.yaml", "--run-dir", str(run_dir), "-q"]) == 0
     agent = rlft.load_agent(run_dir)

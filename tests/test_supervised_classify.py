@@ -4,7 +4,6 @@ adapters save/load/merge faithfully, resume continues a run exactly, and the sta
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,6 @@ from rlft.supervised.classify import ClassifyConfig, Trainer, build_model, evalu
 from rlft.supervised.data import DataConfig, load_splits
 from rlft.supervised.models import load_classifier, save_classifier
 from rlft.tuning import TuningConfig, count_parameters, merge_lora
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and leave the other core to parallel jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 WORDS = ["good", "great", "fine", "nice", "happy", "love", "bad", "awful", "sad", "hate", "poor", "ugly"]
 V, H, L, INTER, P = 5 + len(WORDS), 32, 2, 64, 32  # vocab, hidden, layers, intermediate, positions

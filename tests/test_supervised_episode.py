@@ -3,24 +3,12 @@ gradient is the reward-driven gradient with the reward made the log-likelihood o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
 from rlft.supervised.episode import ClassificationEpisodeEnv, blobs, make_blobs_env
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and leave the other core to parallel jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 SPEC = "rlft.supervised.episode:make_blobs_env"
 

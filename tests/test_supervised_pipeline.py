@@ -4,7 +4,6 @@ clear errors (non-zero exit, no traceback) for bad inputs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,6 @@ import torch
 from rlft.cli import main
 from rlft.supervised.data import DataConfig, load_splits
 from rlft.supervised.pretrain import augment, mask_tokens, nt_xent, patch_mask, rotation_batch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and leave the other core to parallel jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 DIGITS_TINY = ["stages=[ssl_image,classify]", "ssl_image.epochs=2", "ssl_image.objective=contrastive",
                "ssl_image.encoder.channels=[8,16]", "ssl_image.encoder.features_dim=32", "classify.backbone=previous",
