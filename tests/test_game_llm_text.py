@@ -114,3 +114,19 @@ def test_recorded_games_convert_to_text(tmp_path: Path) -> None:
         me, opp = planes_to_bits(view.observation(row["prompt"]))
         assert int(row["completion"]) in best_moves(me, opp)
         assert row["result"] != "loss"
+
+
+def test_games_to_text_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rlft.cli import main
+
+    assert main(["record", "--env", "connect_four", "--agent", "greedy", "--episodes", "6", "--out",
+                 str(tmp_path / "c4")]) == 0
+    assert main(["games-to-text", str(tmp_path / "c4"), "--env", "connect_four", "--out", str(tmp_path / "c4.jsonl"),
+                 "--transcripts", str(tmp_path / "docs.jsonl")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    view = text_view(resolve_env("connect_four"))
+    rows = [json.loads(line) for line in (tmp_path / "c4.jsonl").read_text().splitlines()]
+    assert len(rows) >= 6 * 7
+    for row in rows:
+        assert view.parse_move(row["completion"]) in row["legal"]
+        assert view.prompt(view.observation(row["prompt"])) == row["prompt"]
