@@ -11,7 +11,9 @@ expert labels: the positions come from varied play, the moves from the expert. `
 as one document (its positions and moves, one per line) for the ``pretrain`` stage.
 
 The ``game_text`` stage converts ``ctx.outputs["dataset"]`` (from ``record``) into ``DIR/data/game_text/train.jsonl``
-(and ``test.jsonl``), and offers them to later stages as the data sources ``game_text`` and ``game_text:test``.
+(and ``test.jsonl``), and offers them to later stages as the data sources ``game_text``, ``game_text:test``,
+``game_text:positions`` (each training position once, no completion: prompts for ``rl``) and
+``game_text:transcripts``.
 
 Example::
 
@@ -133,8 +135,11 @@ def games_to_text(dataset: str | Path, plugin: EnvPlugin, out: str | Path, *, la
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out, rows[False])
+    positions = list({r["prompt"]: {"prompt": r["prompt"], "legal": r["legal"]} for r in rows[False]}.values())
+    _write_jsonl(out.with_suffix(".positions.jsonl"), positions)  # each training position once: RL prompts
     counts: dict[str, Any] = {"rows": len(rows[False]), "episodes": episodes, "out": str(out),
-                              "distinct_prompts": len({r["prompt"] for r in rows[False]})}
+                              "distinct_prompts": len(positions),
+                              "positions_out": str(out.with_suffix(".positions.jsonl"))}
     if test_fraction > 0:
         test = out.with_suffix(".test.jsonl")
         _write_jsonl(test, rows[True])
@@ -193,7 +198,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
                            test_fraction=cfg.test_fraction, transcripts=folder / "transcripts.jsonl", seed=ctx.seed)
     log.info("game_text: %d training rows (%d distinct positions), %d held-out rows -> %s", counts["rows"],
              counts["distinct_prompts"], counts.get("test_rows", 0), folder)
-    sources = {"game_text": counts["out"], "game_text:transcripts": counts["transcripts"]}
+    sources = {"game_text": counts["out"], "game_text:transcripts": counts["transcripts"],
+               "game_text:positions": counts["positions_out"]}
     if "test_out" in counts:
         sources["game_text:test"] = counts["test_out"]
     return {"outputs": {"data_sources": sources, "text_env": ctx.cfg.env.id},
