@@ -18,6 +18,7 @@ from rlft.run import load_safetensors, read_json
 
 CONFIG = {
     "name": "resume-test",
+    "num_threads": 1,
     "stages": ["finetune"],
     "env": {"id": "cartpole"},
     "finetune": {"init": "scratch", "total_timesteps": 6144, "n_envs": 2, "n_steps": 128, "batch_size": 128,
