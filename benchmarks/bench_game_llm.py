@@ -65,7 +65,8 @@ def main() -> None:
     for stage, per in rows.items():
         cells = "  ".join(f"{o}: {v['win']:.2f}/{v['draw']:.2f}/{v['loss']:.2f}" for o, v in per.items())
         mean = sum(score(v) for v in per.values()) / len(per)
-        print(f"  {stage:4s} mean score {mean:.4f}   {cells}")
+        lost = sum(v["losses"] for v in per.values())
+        print(f"  {stage:4s} mean score {mean:.4f}, games lost {lost} of {args.episodes * len(per)}   {cells}")
 
     if args.nn:
         res = arena(plugin, {}, {"llm": str(run), "nn": args.nn, "alphabeta:2": "alphabeta:2", "random": "random"},

@@ -126,3 +126,19 @@ def test_text_view_of_loaded_agent_matches_the_env_plugin(untrained: Path) -> No
     agent = _agent(untrained)
     assert type(agent.view) is type(text_view(resolve_env("tictactoe")))
     assert isinstance(agent.llm, LLMAgent) and agent.env == "tictactoe"
+
+
+def test_played_positions_are_the_positions_the_model_met_in_its_own_games(untrained: Path) -> None:
+    from rlft.llm.game_reward import played_positions
+
+    agent = _agent(untrained)
+    view = text_view(resolve_env("tictactoe"))
+    prompts = played_positions(agent.model, agent.tokenizer, env="tictactoe", opponents=["random", "perfect"],
+                               games=6, seed=0)
+    assert len(prompts) == len(set(prompts)) > 6
+    empty = view.prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
+    assert empty in prompts  # the model sat first in half of the games
+    for prompt in prompts:  # each is a position of the model's seat, to move, legal and replayable in the real env
+        obs = view.observation(prompt)
+        assert view.prompt(obs) == prompt
+        assert obs.sum() < 9 and len(view.replay(obs)) < 9

@@ -179,6 +179,12 @@ class RLStageConfig:
     """Optimisation passes per batch of generations (>1 reuses samples, clipped like PPO)."""
     use_vllm: bool = False
     """Generate with vLLM (TRL's switch; needs vLLM installed and a GPU)."""
+    play_games: int = param(0, ge=0)
+    """Game envs only: before training, the starting model plays this many games against each opponent of the
+    `game_outcome` reward (both seats, half greedy and half sampled), and every position where it moved joins the
+    prompts `play_repeat` times: the states its own play leads to, where its mistakes happen (0: off)."""
+    play_repeat: int = param(1, ge=1)
+    """Copies of each position from `play_games` in the prompts (weights them against `data`)."""
     save_steps: int = param(50, ge=1)
     """Write a resumable checkpoint every N steps."""
     logging_steps: int = param(5, ge=1)

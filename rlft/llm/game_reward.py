@@ -160,3 +160,32 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
         for kind, c in counts.items():  # per game played (an illegal or unparsable move counts as one game)
             log_metric(f"{kind}_rate", c / games)
     return rewards
+
+
+def played_positions(model: Any, tokenizer: Any, *, env: str = "tictactoe", opponents: list[str] | None = None,
+                     games: int = 100, seed: int = 0, env_kwargs: dict[str, Any] | None = None) -> list[str]:
+    """Prompts of the positions a model meets in its own games: ``games`` per opponent, alternating seats.
+
+    The model plays through :class:`~rlft.llm.game_agent.GameLLMAgent` (constrained decoding): even games greedily,
+    as evaluation does, odd games sampling its moves, for variety. Returns one prompt per position where the model
+    was to move, in order of first appearance (distinct).
+    """
+    from rlft.games import play_game
+    from rlft.llm.agent import LLMAgent
+    from rlft.llm.game_agent import GameLLMAgent
+
+    plugin, game, view = _env(env, dict(env_kwargs or {}))
+    player = GameLLMAgent(LLMAgent(model, tokenizer), view, env=env)
+    player.rng = np.random.default_rng(seed)
+    first, second = game.possible_agents
+    seen: dict[str, None] = {}
+    for j, spec in enumerate(opponents or ["random"]):
+        for i in range(games):
+            me, them = (first, second) if i % 2 == 0 else (second, first)
+            opponent = _agent(plugin, game, spec, seed + 7919 * j + i)
+            result = play_game(game, {me: player, them: opponent}, seed=seed + 7919 * j + i, record=True,
+                               deterministic={me: (i // 2) % 2 == 0, them: True})
+            trace = result.traces[me] if result.traces else None
+            for obs, mask, _ in zip(trace.observations, trace.masks, trace.actions) if trace else []:
+                seen.setdefault(view.prompt(obs, mask))
+    return list(seen)

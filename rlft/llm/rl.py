@@ -23,6 +23,7 @@ from rlft.llm.common import finish, load_start, resume_from, trainer_kwargs
 from rlft.llm.data import load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.rewards import build_rewards
+from rlft.metrics import log
 
 if TYPE_CHECKING:
     from rlft.pipeline import StageContext
@@ -47,12 +48,35 @@ def build_trainer(ctx: StageContext, model: Any, tokenizer: Any, data: Any, func
                        peft_config=peft_config(ctx.cfg.tuning))
 
 
+def with_played_positions(ctx: StageContext, data: Any, model: Any, tokenizer: Any) -> Any:
+    """``data`` (its prompts) plus the positions the starting model meets in its own games (``rl.play_games``)."""
+    from datasets import Dataset, concatenate_datasets
+
+    from rlft.errors import ConfigError
+    from rlft.llm.game_reward import played_positions
+
+    cfg = ctx.cfg.rl
+    spec = next((r for r in cfg.rewards if r.fn.split(":")[-1].split(".")[-1] == "game_outcome"), None)
+    if spec is None:
+        raise ConfigError("rl.play_games needs a `game_outcome` reward in rl.rewards: its env and opponents are "
+                          "the games the model plays. Add one, or set rl.play_games: 0.")
+    kwargs = dict(spec.kwargs)
+    prompts = played_positions(model, tokenizer, env=kwargs.get("env", "tictactoe"), opponents=kwargs.get("opponents"),
+                               games=cfg.play_games, seed=ctx.seed, env_kwargs=kwargs.get("env_kwargs"))
+    log.info("rl: %d distinct positions from the model's own games (x%d) join %d prompts", len(prompts),
+             cfg.play_repeat, len(data))
+    played = Dataset.from_dict({"prompt": prompts * cfg.play_repeat})
+    return concatenate_datasets([data.select_columns(["prompt"]), played]).shuffle(seed=ctx.seed)
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     """Reward-driven fine-tuning of the current model; held-out EM and reward before and after."""
     cfg = ctx.cfg.rl
     data = load_examples(cfg.data, ctx.seed, need_completion=False, what="rl.data")
     funcs, weights, reward_tokenizers = build_rewards(cfg.rewards)
     model, tokenizer, _ = load_start(ctx)
+    if cfg.play_games:
+        data = with_played_positions(ctx, data, model, tokenizer)
     scored = ([f for f in funcs if callable(f) and not hasattr(f, "forward")],
               [w for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")])
     before = evaluate.report(ctx, model, tokenizer, "before", 0, scored)
