@@ -42,6 +42,7 @@ def test_tiny_game_grpo_run_changes_parameters_and_logs_reward_and_win_rate(tmp_
                 "logging_steps": 1},
         "rl": {"data": {"source": "game_text"}, "max_steps": 3, "batch_size": 8, "num_generations": 4,
                "max_completion_length": 2, "lr": 1e-2, "save_steps": 2, "logging_steps": 1,
+               "play_games": 2, "play_repeat": 2,
                "rewards": [{"fn": "game_outcome", "kwargs": {"env": "tictactoe", "opponents": ["random", "perfect"],
                                                               "rollout": "perfect"}}]},
         "llm_eval": {"data": {"source": "game_text:test", "limit": 16}, "max_new_tokens": 2},
