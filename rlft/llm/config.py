@@ -29,7 +29,8 @@ class LLMModelConfig:
     trust_remote_code: bool = False
     """Allow model code shipped with a hub repo to run (off by default: it executes code from the download)."""
     num_threads: int = param(0, ge=0)
-    """CPU threads torch may use (0: torch's default). 1 is fastest for tiny models on a busy machine."""
+    """CPU threads of the LLM stages only, overriding the pipeline's top-level `num_threads` (0: no override).
+    Prefer the top-level key; this one is for a pipeline that mixes LLM and other stages."""
 
 
 @dataclass
