@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rlft.config import param
 from rlft.environment import EnvPlugin, register_multi_agent_adapter
-from rlft.errors import IllegalActionError, PluginError
+from rlft.errors import CheckpointError, IllegalActionError, PluginError
 from rlft.evaluate import checked_action
 from rlft.metrics import log
 
@@ -261,6 +262,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self.pool = OpponentPool(cfg, fixed)
         self._fallback = PoolEntry("random", RandomAgent(self.action_space, seed=seed), fixed=True)
         self._rng = np.random.default_rng(seed)
+        self._payloads: dict[str, dict[str, Any]] = {}
         self._episode = 0
         self.learner = first
         self.opponent = self._fallback
@@ -271,10 +273,23 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         """Add a frozen copy of the learner (see :func:`snapshot_payload`) to the opponent pool."""
         agent = policy_from_payload(payload, self.observation_space, self.action_space)
         self.pool.add_snapshot(payload["key"], agent)
+        live = {e.key for e in self.pool.snapshots}
+        self._payloads = {k: v for k, v in {**self._payloads, payload["key"]: payload}.items() if k in live}
 
     def pool_stats(self) -> dict[str, float]:
         """The learner's recent score rate against each opponent in this env's pool."""
         return {e.key: e.win_rate for e in self.pool.entries}
+
+    def pool_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the pool: the snapshots (payloads, oldest first) and the decayed results."""
+        return {"snapshots": [self._payloads[e.key] for e in self.pool.snapshots if e.key in self._payloads],
+                "results": {e.key: [e.score, e.games] for e in self.pool.entries}}
+
+    def set_pool_results(self, results: dict[str, list[float]]) -> None:
+        """Restore the decayed results of :meth:`pool_state` (after the snapshots were added back)."""
+        for e in self.pool.entries:
+            if e.key in results:
+                e.score, e.games = (float(v) for v in results[e.key])
 
     # -- Gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -370,10 +385,12 @@ class SnapshotCallback(BaseCallback):
         venv = self.model.get_env()
         assert venv is not None, "the model has no env"
         venv.env_method("add_snapshot", payload)
-        self._last = step
+        self._last = self.runner.last_snapshot = step
 
     def _on_training_start(self) -> None:
-        if self.cfg.pool_size > 0:
+        if self.runner.last_snapshot >= 0:  # resumed with the pool of a checkpoint: keep the snapshot schedule
+            self._last = self.runner.last_snapshot
+        elif self.cfg.pool_size > 0:
             self._push()
 
     def _on_rollout_start(self) -> None:
@@ -382,6 +399,42 @@ class SnapshotCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
+    """Write the opponent pools of ``venv``'s self-play envs: snapshot weights (safetensors) + ``pool.json``."""
+    from safetensors.numpy import save_file
+
+    states = venv.env_method("pool_state")
+    folder.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {"last_snapshot": int(last_snapshot), "snapshots": [],
+                            "results": [s["results"] for s in states]}
+    for i, payload in enumerate(states[0]["snapshots"] if states else []):  # every env holds the same snapshots
+        name = f"snapshot-{i}.safetensors"
+        save_file({k: np.ascontiguousarray(v) for k, v in payload["state"].items()}, str(folder / name))
+        meta["snapshots"].append({"key": payload["key"], "spec": payload["spec"], "masked": payload["masked"],
+                                  "file": name})
+    (folder / "pool.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_pool(folder: Path, venv: Any) -> int:
+    """Put the pools :func:`save_pool` wrote back into ``venv``'s envs; returns the step of the last snapshot."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        meta = json.loads((folder / "pool.json").read_text())
+        payloads = [{"key": s["key"], "spec": s["spec"], "masked": s["masked"],
+                     "state": load_file(str(folder / s["file"]))} for s in meta["snapshots"]]
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
+        raise CheckpointError(
+            f"The self-play opponent pool in '{folder}' cannot be read ({e}). The checkpoint is incomplete or "
+            "damaged: delete this checkpoint folder to resume from the one before it.") from e
+    for payload in payloads:
+        venv.env_method("add_snapshot", payload)
+    for i, results in enumerate(meta["results"][: venv.num_envs]):
+        venv.env_method("set_pool_results", results, indices=[i])
+    return int(meta["last_snapshot"])
 
 
 def self_play_config(ctx: StageContext) -> SelfPlayConfig:

@@ -195,6 +195,37 @@ def test_snapshot_callback_fills_the_pool_during_finetuning(tmp_path: Any) -> No
         assert len(snaps) == 2 and "random" in stats
 
 
+def test_checkpoint_keeps_the_opponent_pool_and_resume_restores_it(tmp_path: Any) -> None:
+    from rlft.errors import CheckpointError
+    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner
+
+    self_play = {"opponents": ["random"], "pool_size": 2, "snapshot_every": 128}
+    cfg = from_dict(FinetuneConfig, {"total_timesteps": 512, "n_envs": 2, "n_steps": 64, "batch_size": 64,
+                                     "n_epochs": 1, "eval_every": 0, "self_play": self_play})
+
+    def runner() -> Any:
+        r = FinetuneRunner(cfg=cfg, run=None, env_spec="tictactoe", env_kwargs={}, seed=0, device="cpu",
+                           adapter_kwargs={"self_play": self_play, "seed": 0})
+        r.build(None, PolicySpec(net_arch=[16]))
+        return r
+
+    first = runner()
+    first.learn()
+    first.save_checkpoint(tmp_path / "ckpt")
+    second = runner()
+    second.restore_checkpoint(tmp_path / "ckpt")
+    before, after = first.model.get_env(), second.model.get_env()
+    assert after.env_method("pool_stats") == before.env_method("pool_stats")  # same opponents, same results
+    assert second.last_snapshot == first.last_snapshot > 0
+    old, new = before.env_method("pool_state")[0], after.env_method("pool_state")[0]
+    assert [p["key"] for p in new["snapshots"]] == [p["key"] for p in old["snapshots"]]
+    for a, b in zip(old["snapshots"], new["snapshots"]):
+        assert all(np.array_equal(a["state"][k], b["state"][k]) for k in a["state"])
+    (tmp_path / "ckpt" / "pool" / "snapshot-0.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(CheckpointError, match="opponent pool"):
+        runner().restore_checkpoint(tmp_path / "ckpt")
+
+
 class Stubborn:
     """Always plays square 0, legal or not."""
 

@@ -163,6 +163,8 @@ class FinetuneRunner:
     spec: PolicySpec = field(default_factory=PolicySpec)
     masked: bool = False
     reached_target: bool = False
+    last_snapshot: int = -1
+    """Step of the newest self-play snapshot (-1: none yet); checkpoints keep it with the pool."""
     _last_eval: int = -1
     _last_ckpt: int = 0
 
@@ -247,6 +249,10 @@ class FinetuneRunner:
                         step=int(self.model.num_timesteps), extra={"stage": "finetune"})
             save_policy(tmp / "reference", self.model.ref_policy, self.spec, masked=self.masked,
                         env=self.env_spec, step=0)
+            if "self_play" in self.adapter_kwargs:
+                from rlft.games import save_pool
+
+                save_pool(tmp / "pool", self.model.get_env(), self.last_snapshot)
             save_trainer_state(tmp, self.model.policy.optimizer, {
                 "num_timesteps": int(self.model.num_timesteps), "n_updates": int(self.model._n_updates),
                 "last_eval": self._last_eval, "history": self.history})
@@ -266,6 +272,10 @@ class FinetuneRunner:
         self._last_eval = int(state.counters["last_eval"])
         self.history = [(int(s), dict(v)) for s, v in state.counters["history"]]
         self._last_ckpt = self.resumed_at = self.model.num_timesteps
+        if "self_play" in self.adapter_kwargs and (folder / "pool").is_dir():
+            from rlft.games import load_pool
+
+            self.last_snapshot = load_pool(folder / "pool", self.model.get_env())
 
     # -- training ------------------------------------------------------------------------------------------
     def learn(self) -> None:
