@@ -180,8 +180,9 @@ def main() -> None:
     print("\n(a) throughput, env steps/s (median of interleaved repeats)")
     for name, values in rates.items():
         print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
-    print(f"    ratio rlft / tutorial: {ours / theirs:.2f} per env step (target >= 1.0); "
-          f"{2 * ours / theirs:.2f} per move (an rlft step holds the learner's and the opponent's move)")
+    print(f"    ratio rlft / tutorial: {2 * ours / theirs:.2f} per PettingZoo env step (one move; target >= 1.0); "
+          f"{ours / theirs:.2f} per learner sample (an rlft step holds the learner's move and the opponent's "
+          "reply, which the tutorial's single model would also learn from)")
 
     bc_dir = str(Path(args.run) / "stages" / "imitate")
     bc_hit, bc_hist = steps_to_target("imitate", bc_dir, args.target, args.bc_budget, args.eval_every,
