@@ -107,7 +107,7 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
 def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
     """Env steps/s of learn() (no evaluation), interleaved repeats so machine load hits both alike."""
     ft, spec = finetune_config(eval_every=0)
-    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": []}
+    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": [], "rlft moves": []}
     for r in range(repeats):
         model = tutorial_model(ft, spec, seed + r)
         start = time.perf_counter()
@@ -116,7 +116,9 @@ def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
         runner = rlft_runner(ft, spec, seed + r)
         start = time.perf_counter()
         runner.model.learn(steps, callback=_snapshot_callbacks(runner))
-        rates["rlft self-play"].append(runner.model.num_timesteps / (time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        rates["rlft self-play"].append(runner.model.num_timesteps / seconds)
+        rates["rlft moves"].append(sum(runner.model.get_env().get_attr("moves")) / seconds)
     return rates
 
 
@@ -177,12 +179,13 @@ def main() -> None:
 
     rates = throughput(args.throughput_steps, args.seed, args.repeats)
     ours, theirs = float(np.median(rates["rlft self-play"])), float(np.median(rates["tutorial MaskablePPO"]))
-    print("\n(a) throughput, env steps/s (median of interleaved repeats)")
+    moves = float(np.median(rates["rlft moves"]))
+    print("\n(a) throughput per second (median of interleaved repeats); a tutorial step is one PettingZoo move,")
+    print("    an rlft step is one learner move plus the opponent's reply (rlft moves: PettingZoo moves of both seats)")
     for name, values in rates.items():
         print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
-    print(f"    ratio rlft / tutorial: {2 * ours / theirs:.2f} per PettingZoo env step (one move; target >= 1.0); "
-          f"{ours / theirs:.2f} per learner sample (an rlft step holds the learner's move and the opponent's "
-          "reply, which the tutorial's single model would also learn from)")
+    print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 1.0); "
+          f"{ours / theirs:.2f} per learner sample (the tutorial's single model learns from both seats' moves)")
 
     bc_dir = str(Path(args.run) / "stages" / "imitate")
     bc_hit, bc_hist = steps_to_target("imitate", bc_dir, args.target, args.bc_budget, args.eval_every,

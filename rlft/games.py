@@ -263,6 +263,8 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self._fallback = PoolEntry("random", RandomAgent(self.action_space, seed=seed), fixed=True)
         self._rng = np.random.default_rng(seed)
         self._payloads: dict[str, dict[str, Any]] = {}
+        self.moves = 0
+        """Moves played in the PettingZoo env so far, by both seats (the learner's and the opponents')."""
         self._episode = 0
         self.learner = first
         self.opponent = self._fallback
@@ -314,6 +316,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
                 f"{np.flatnonzero(self._mask).tolist()}). Policies must sample from masked logits."
             )
         self.env.step(action)
+        self.moves += 1
         reward = float(self.env.rewards.get(self.learner, 0.0))
         done = self._game_over()
         if not done:
@@ -348,6 +351,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
                 action = checked_action(self.opponent.agent, obs["observation"], obs["action_mask"],
                                         self.opponent.deterministic)
                 self.env.step(int(action))
+                self.moves += 1
             reward += float(self.env.rewards.get(self.learner, 0.0))
         return reward, self._game_over()
 
