@@ -102,11 +102,15 @@ class _ReferenceCache:
         dist = reference_distribution(ref, everything.observations, getattr(everything, "action_masks", None))
         self.dist: Any = dist.distribution
 
-    def __getitem__(self, idx: np.ndarray) -> torch.distributions.Distribution:
+    def kl(self, dist: Distribution, idx: np.ndarray) -> torch.Tensor:
+        """KL(dist || reference) per sample of the minibatch ``idx`` (as :func:`kl_to_reference`)."""
         d, index = self.dist, torch.as_tensor(idx)
-        if isinstance(d, torch.distributions.Categorical):
-            return torch.distributions.Categorical(logits=d.logits[index])  # type: ignore[index]
-        return torch.distributions.Normal(d.mean[index], d.stddev[index])
+        p = dist.distribution
+        if isinstance(d, torch.distributions.Categorical) and isinstance(p, torch.distributions.Categorical):
+            # torch keeps Categorical logits normalised (log-probabilities): no log_softmax, no new distribution
+            log_p, log_q = p.logits, d.logits[index]  # type: ignore[index]
+            return (log_p.exp() * (log_p - log_q)).sum(-1)  # type: ignore[operator]
+        return kl_to_reference(dist, torch.distributions.Normal(d.mean[index], d.stddev[index]))
 
 
 def _minibatches(buffer: Any, batch_size: int) -> Any:
@@ -183,7 +187,7 @@ class KLPenaltyMixin(_Algorithm):
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
                 if ref_cache is not None and idx is not None:
-                    kl_ref = kl_to_reference(dist, ref_cache[idx])
+                    kl_ref = ref_cache.kl(dist, idx)
                     loss = loss + kl_coef * kl_ref.mean()
                     stats["kl_ref"].append(kl_ref.mean().item())
 
