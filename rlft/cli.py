@@ -45,6 +45,9 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> 
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
+    if quiet:  # the libraries' own progress bars too (model loading, dataset mapping)
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["TQDM_DISABLE"] = "1"
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
