@@ -142,3 +142,16 @@ def test_played_positions_are_the_positions_the_model_met_in_its_own_games(untra
         obs = view.observation(prompt)
         assert view.prompt(obs) == prompt
         assert obs.sum() < 9 and len(view.replay(obs)) < 9
+
+
+def test_play_games_without_a_game_reward_is_a_clear_error() -> None:
+    from types import SimpleNamespace
+
+    from rlft.errors import ConfigError
+    from rlft.llm.config import RewardSpec, RLStageConfig
+    from rlft.llm.rl import with_played_positions
+
+    cfg = RLStageConfig(rewards=[RewardSpec(fn="exact_match")], play_games=4)
+    ctx: Any = SimpleNamespace(cfg=SimpleNamespace(rl=cfg), seed=0)
+    with pytest.raises(ConfigError, match="game_outcome"):
+        with_played_positions(ctx, None, None, None)
