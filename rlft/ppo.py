@@ -51,8 +51,11 @@ def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tens
 
     Masked actions carry logit -1e8 in both, so they have zero probability under p and contribute nothing.
     """
-    log_p = torch.log_softmax(logits_p, dim=-1)
-    log_q = torch.log_softmax(logits_q, dim=-1)
+    return _log_prob_kl(torch.log_softmax(logits_p, dim=-1), torch.log_softmax(logits_q, dim=-1))
+
+
+def _log_prob_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row from normalised log-probabilities."""
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
@@ -60,8 +63,8 @@ def kl_to_reference(dist: Distribution, ref: Distribution | torch.distributions.
     """KL(dist || ref) per sample, for SB3 categorical (masked or not) and diagonal-Gaussian distributions."""
     p = dist.distribution
     q = ref.distribution if isinstance(ref, Distribution) else ref
-    if isinstance(p, torch.distributions.Categorical):
-        return categorical_kl(p.logits, q.logits)  # type: ignore[union-attr]
+    if isinstance(p, torch.distributions.Categorical):  # torch keeps Categorical logits normalised
+        return _log_prob_kl(p.logits, q.logits)  # type: ignore[arg-type, union-attr]
     kl = torch.distributions.kl_divergence(p, q)  # type: ignore[arg-type]
     return kl.sum(-1) if kl.dim() > 1 else kl
 
@@ -105,11 +108,8 @@ class _ReferenceCache:
     def kl(self, dist: Distribution, idx: np.ndarray) -> torch.Tensor:
         """KL(dist || reference) per sample of the minibatch ``idx`` (as :func:`kl_to_reference`)."""
         d, index = self.dist, torch.as_tensor(idx)
-        p = dist.distribution
-        if isinstance(d, torch.distributions.Categorical) and isinstance(p, torch.distributions.Categorical):
-            # torch keeps Categorical logits normalised (log-probabilities): no log_softmax, no new distribution
-            log_p, log_q = p.logits, d.logits[index]  # type: ignore[index]
-            return (log_p.exp() * (log_p - log_q)).sum(-1)  # type: ignore[operator]
+        if isinstance(d, torch.distributions.Categorical):  # sliced log-probabilities, no new distribution
+            return _log_prob_kl(dist.distribution.logits, d.logits[index])  # type: ignore[arg-type, index, union-attr]
         return kl_to_reference(dist, torch.distributions.Normal(d.mean[index], d.stddev[index]))
 
 

@@ -185,7 +185,8 @@ def played_positions(model: Any, tokenizer: Any, *, env: str = "tictactoe", oppo
             opponent = _agent(plugin, game, spec, seed + 7919 * j + i)
             result = play_game(game, {me: player, them: opponent}, seed=seed + 7919 * j + i, record=True,
                                deterministic={me: (i // 2) % 2 == 0, them: True})
-            trace = result.traces[me] if result.traces else None
-            for obs, mask, _ in zip(trace.observations, trace.masks, trace.actions) if trace else []:
+            assert result.traces is not None  # record=True
+            trace = result.traces[me]
+            for obs, mask in zip(trace.observations[: len(trace.actions)], trace.masks):  # not the final position
                 seen.setdefault(view.prompt(obs, mask))
     return list(seen)
