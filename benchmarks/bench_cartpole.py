@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlft.config import load_config
-from rlft.pipeline import PipelineConfig, run_pipeline
+from rlft.core.config import load_config
+from rlft.pipeline.runner import PipelineConfig, run_pipeline
 from rlft.policies.networks import PolicySpec
-from rlft.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator, load_start_policy
+from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator, load_start_policy
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cartpole.yaml"
 
@@ -62,8 +62,8 @@ def throughput(n_steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
     """
     from stable_baselines3 import PPO
 
-    from rlft.environment import make_vec_env
     from rlft.policies.networks import policy_kwargs
+    from rlft.policy.envs import make_vec_env
 
     cfg = finetune_config(init="scratch", total_timesteps=n_steps, eval_every=0)
     common = dict(learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, batch_size=cfg.batch_size,

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 import rlft
-from rlft.environment import resolve_env
-from rlft.games import arena, evaluate_game
+from rlft.core.envs import resolve_env
+from rlft.policy.games.arena import arena, evaluate_game
 
 MIX = ["perfect", "random", "alphabeta:1", "alphabeta:2"]
 

@@ -27,8 +27,8 @@ SETTINGS: dict[str, Any] = {"batch_size": 32, "num_generations": 8, "max_complet
 
 
 def run_rlft(model: Path, steps: int, root: Path, seed: int) -> tuple[float, float, float]:
-    from rlft.config import from_dict
-    from rlft.pipeline import PipelineConfig, run_pipeline
+    from rlft.core.config import from_dict
+    from rlft.pipeline.runner import PipelineConfig, run_pipeline
 
     cfg = from_dict(PipelineConfig, {
         "device": "cpu", "seed": seed, "stages": ["rl"], "model": {"name": str(model), "num_threads": 1},
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
     from rlft.llm.config import InitConfig
-    from rlft.llm.init import init_model
+    from rlft.llm.stages.build import init_model
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

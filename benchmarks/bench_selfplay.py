@@ -29,12 +29,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlft.config import load_config
-from rlft.environment import resolve_env
-from rlft.games import evaluate_game
-from rlft.pipeline import PipelineConfig
+from rlft.core.config import load_config
+from rlft.core.envs import resolve_env
+from rlft.pipeline.runner import PipelineConfig
 from rlft.policies.networks import PolicySpec, policy_kwargs
-from rlft.stages.finetune import FinetuneConfig, FinetuneRunner, load_start_policy
+from rlft.policy.games.arena import evaluate_game
+from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, load_start_policy
 
 CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"
 
@@ -123,7 +123,7 @@ def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
 
 
 def _snapshot_callbacks(runner: FinetuneRunner) -> list[Any]:
-    from rlft.games import SnapshotCallback
+    from rlft.policy.games.pool import SnapshotCallback
 
     return [SnapshotCallback(runner, runner.cfg.self_play)]
 

@@ -8,7 +8,7 @@ spec: a Gymnasium id, ``pkg.module:make_env`` or ``path/to/file.py:make_env``.
 
 from __future__ import annotations
 
-from rlft.environment import EnvPlugin
+from rlft.core.envs import EnvPlugin
 
 BUILTIN_ENVS: dict[str, EnvPlugin] = {
     "cartpole": EnvPlugin(

@@ -20,10 +20,10 @@ from minari.serialization import deserialize_space, serialize_space
 from safetensors.torch import save_file
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from rlft.config import from_dict
-from rlft.errors import CheckpointError, ConfigError
+from rlft.core.config import from_dict
+from rlft.core.errors import CheckpointError, ConfigError
+from rlft.core.rundir import load_safetensors, read_json, write_json
 from rlft.policies.networks import PolicySpec, build_policy
-from rlft.run import load_safetensors, read_json, write_json
 
 AGENT_FILE = "agent.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -45,9 +45,9 @@ def save_policy(
     """Write the policy's weights (safetensors) and metadata (JSON) into ``folder`` (created if needed).
 
     LoRA layers, if present, are saved unmerged together with their config so training can resume; use
-    :func:`rlft.tuning.merge_lora` first to export plain weights.
+    :func:`rlft.core.tuning.merge_lora` first to export plain weights.
     """
-    from rlft.tuning import lora_info
+    from rlft.core.tuning import lora_info
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 
 def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> tuple[ActorCriticPolicy, dict[str, Any]]:
     """Rebuild a policy from a checkpoint folder. Corrupt or mismatched files raise CheckpointError."""
-    from rlft.tuning import inject_lora
+    from rlft.core.tuning import inject_lora
 
     folder = Path(folder)
     meta = read_meta(folder)

@@ -31,8 +31,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlft.errors import CheckpointError
-from rlft.metrics import log
+from rlft.core.errors import CheckpointError
+from rlft.core.metrics import log
 from rlft.policies.networks import PolicySpec, build_policy
 
 
@@ -128,7 +128,8 @@ def load_sb3_zip(path: str | Path, *, trust_pickle: bool = False, env: str | Non
     obs_space = _space_from_json(data.get("observation_space", {}))
     act_space = _space_from_json(data.get("action_space", {}))
     if env is not None and (obs_space is None or act_space is None):
-        from rlft.environment import make_gym_env, resolve_env
+        from rlft.core.envs import resolve_env
+        from rlft.policy.envs import make_gym_env
 
         probe = make_gym_env(resolve_env(env), {})
         obs_space, act_space = obs_space or probe.observation_space, act_space or probe.action_space

@@ -51,7 +51,7 @@ def tiny_overrides(**extra: Any) -> list[str]:
 @pytest.fixture(scope="session")
 def expert_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 episodes of the CartPole expert (15,000 steps), recorded once per test session."""
-    from rlft.stages.record import record
+    from rlft.policy.stages.record import record
 
     out = tmp_path_factory.mktemp("data") / "cartpole-expert"
     record("cartpole", "expert", 30, out, seed=0)

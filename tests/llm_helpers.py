@@ -16,7 +16,7 @@ TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "
 @pytest.fixture(scope="session")
 def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny char-level model for the addition task, built once per session."""
-    from rlft.llm.init import init_model
+    from rlft.llm.stages.build import init_model
 
     out = tmp_path_factory.mktemp("llm") / "tiny"
     init_model(InitConfig(**TINY), out, seed=0)  # type: ignore[arg-type]

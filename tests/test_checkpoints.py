@@ -14,10 +14,11 @@ import pytest
 import torch
 
 import rlft
-from rlft.cli import main
-from rlft.errors import CheckpointError
+from rlft.cli.main import main
+from rlft.core.errors import CheckpointError
 from rlft.policies.checkpoint import load_policy, save_policy
 from rlft.policies.networks import PolicySpec, build_policy
+from rlft.policy.agents import PolicyAgent
 
 OBS = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 
@@ -34,7 +35,7 @@ def test_save_load_identical_actions(tmp_path: Path) -> None:
     loaded, meta = load_policy(tmp_path / "ckpt")
     assert meta["step"] == 7 and meta["env"] == "cartpole"
     agent = rlft.load_agent(tmp_path / "ckpt")
-    original = rlft.agents.PolicyAgent(policy)
+    original = PolicyAgent(policy)
     assert [agent.act(o) for o in OBS] == [original.act(o) for o in OBS]
     for k, v in policy.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
@@ -129,7 +130,7 @@ def test_sb3_zip_not_a_zip(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 
 
 def test_load_agent_run_without_final(tmp_path: Path) -> None:
-    from rlft.run import RunDir
+    from rlft.core.rundir import RunDir
 
     RunDir.create(tmp_path / "run")
     with pytest.raises(CheckpointError, match="has no final agent yet"):

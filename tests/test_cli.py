@@ -8,7 +8,7 @@ import pytest
 
 import rlft
 from conftest import tiny_overrides
-from rlft.cli import build_parser, main
+from rlft.cli.main import build_parser, main
 
 
 def _subcommands() -> list[str]:
@@ -52,7 +52,7 @@ def test_train_pipeline_eval_and_load_agent(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_tensorboard_namespaces(tmp_path: Path) -> None:
-    from rlft.metrics import read_scalars
+    from rlft.core.metrics import read_scalars
 
     run_dir = tmp_path / "run"
     args = ["train", "cartpole", "--run-dir", str(run_dir), "-q"]

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlft.cli import main
-from rlft.config import from_dict, load_config
-from rlft.errors import ConfigError
-from rlft.pipeline import PipelineConfig
+from rlft.cli.main import main
+from rlft.core.config import from_dict, load_config
+from rlft.core.errors import ConfigError
+from rlft.pipeline.runner import PipelineConfig
 
 
 def write(tmp_path: Path, data: dict) -> Path:
@@ -78,7 +78,7 @@ def test_every_shipped_config_loads() -> None:
 
 
 def test_resolved_config_round_trips(tmp_path: Path) -> None:
-    from rlft.config import dump_yaml
+    from rlft.core.config import dump_yaml
 
     cfg = load_config(PipelineConfig, None, ["finetune.kl_coef=0.3", "env.id=CartPole-v1"])
     dump_yaml(cfg, tmp_path / "c.yaml")

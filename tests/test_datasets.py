@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import PLUGINS, tiny_overrides
-from rlft.cli import main
-from rlft.datasets import load_transitions
-from rlft.errors import DatasetError
+from rlft.cli.main import main
+from rlft.core.errors import DatasetError
+from rlft.policy.datasets import load_transitions
 
 
 def test_recorded_dataset_is_plain_minari(expert_dataset: Path) -> None:

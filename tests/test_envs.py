@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PLUGINS, tiny_overrides
-from rlft.cli import main
-from rlft.environment import check_env, resolve_env
-from rlft.errors import EnvCheckError, PluginError
+from rlft.cli.main import main
+from rlft.core.envs import check_env, resolve_env
+from rlft.core.errors import EnvCheckError, PluginError
 
 
 @pytest.fixture()

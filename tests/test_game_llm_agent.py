@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from rlft.environment import resolve_env
-from rlft.game_text import text_view
-from rlft.games import evaluate_game
+from rlft.bridges.game_text.agent import GameLLMAgent
+from rlft.bridges.game_text.reward import game_outcome
+from rlft.bridges.game_text.view import text_view
+from rlft.core.envs import resolve_env
 from rlft.llm.agent import LLMAgent
 from rlft.llm.config import InitConfig
-from rlft.llm.game_agent import GameLLMAgent
-from rlft.llm.game_reward import game_outcome
+from rlft.policy.games.arena import evaluate_game
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_text_view_of_loaded_agent_matches_the_env_plugin(untrained: Path) -> No
 
 
 def test_played_positions_are_the_positions_the_model_met_in_its_own_games(untrained: Path) -> None:
-    from rlft.llm.game_reward import played_positions
+    from rlft.bridges.game_text.reward import played_positions
 
     agent = _agent(untrained)
     view = text_view(resolve_env("tictactoe"))
@@ -147,9 +147,9 @@ def test_played_positions_are_the_positions_the_model_met_in_its_own_games(untra
 def test_play_games_without_a_game_reward_is_a_clear_error() -> None:
     from types import SimpleNamespace
 
-    from rlft.errors import ConfigError
+    from rlft.core.errors import ConfigError
     from rlft.llm.config import RewardSpec, RLStageConfig
-    from rlft.llm.rl import with_played_positions
+    from rlft.llm.stages.rl import with_played_positions
 
     cfg = RLStageConfig(rewards=[RewardSpec(fn="exact_match")], play_games=4)
     ctx: Any = SimpleNamespace(cfg=SimpleNamespace(rl=cfg), seed=0)

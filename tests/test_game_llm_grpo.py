@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from rlft.config import from_dict
-from rlft.pipeline import PipelineConfig, run_pipeline
+from rlft.core.config import from_dict
+from rlft.pipeline.runner import PipelineConfig, run_pipeline
 
 
 def _scalars(tb_dir: Path) -> dict[str, list[float]]:
@@ -29,7 +29,7 @@ def test_tiny_game_grpo_run_changes_parameters_and_logs_reward_and_win_rate(tmp_
     from safetensors.torch import load_file
 
     import rlft
-    from rlft.llm.game_agent import GameLLMAgent
+    from rlft.bridges.game_text.agent import GameLLMAgent
 
     cfg = from_dict(PipelineConfig, {
         "seed": 0, "device": "cpu", "env": {"id": "tictactoe"}, "model": {"num_threads": 1},

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rlft.agents import RandomAgent
-from rlft.environment import EnvPlugin, resolve_env
-from rlft.errors import PluginError
-from rlft.game_text import TextView, games_to_text, text_view
-from rlft.games import play_game
+from rlft.bridges.game_text.convert import games_to_text
+from rlft.bridges.game_text.view import TextView, text_view
+from rlft.core.envs import EnvPlugin, resolve_env
+from rlft.core.errors import PluginError
+from rlft.policy.agents import RandomAgent
+from rlft.policy.games.play import play_game
 
 GAMES = ["tictactoe", "connect_four"]
 
@@ -87,7 +88,7 @@ def test_env_without_text_view_is_a_clear_error_and_plugins_supply_their_own() -
 def test_recorded_games_convert_to_text(tmp_path: Path) -> None:
     from rlft.envs.board_agents import planes_to_bits
     from rlft.envs.tictactoe import best_moves
-    from rlft.games import record_game_episodes
+    from rlft.policy.games.play import record_game_episodes
 
     plugin = resolve_env("tictactoe")
     record_game_episodes(plugin, plugin.make(), "perfect:0.5", 40, tmp_path / "games", seed=3)
@@ -117,7 +118,7 @@ def test_recorded_games_convert_to_text(tmp_path: Path) -> None:
 
 
 def test_games_to_text_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rlft.cli import main
+    from rlft.cli.main import main
 
     assert main(["record", "--env", "connect_four", "--agent", "greedy", "--episodes", "6", "--out",
                  str(tmp_path / "c4")]) == 0

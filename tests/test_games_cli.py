@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import rlft
-from rlft.cli import main
-from rlft.datasets import load_dataset, load_transitions
-from rlft.environment import resolve_env
-from rlft.games import evaluate_game
+from rlft.cli.main import main
+from rlft.core.envs import resolve_env
+from rlft.policy.datasets import load_dataset, load_transitions
+from rlft.policy.games.arena import evaluate_game
 
 
 def test_play_with_scripted_stdin_including_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -70,7 +70,7 @@ def test_render_writes_a_gif(tmp_path: Path) -> None:
 
 
 def test_record_both_seats_then_behaviour_clone(tmp_path: Path) -> None:
-    from rlft.stages.record import record
+    from rlft.policy.stages.record import record
 
     out = tmp_path / "ttt"
     result = record("tictactoe", "perfect:0.2", 1000, out, seed=0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlft.agents import resolve_agent
-from rlft.environment import check_env, is_pettingzoo, resolve_env
+from rlft.core.envs import check_env, is_pettingzoo, resolve_env
 from rlft.envs import BUILTIN_ENVS
-from rlft.games import evaluate_game
+from rlft.policy.agents import resolve_agent
+from rlft.policy.games.arena import evaluate_game
 
 GAMES = [name for name, plugin in BUILTIN_ENVS.items() if is_pettingzoo(plugin.make())]
 
@@ -96,7 +96,7 @@ def test_deeper_search_beats_random_and_perfect_never_loses() -> None:
 
 
 def test_bad_alphabeta_argument_is_a_clear_error() -> None:
-    from rlft.errors import PluginError
+    from rlft.core.errors import PluginError
 
     with pytest.raises(PluginError, match="alphabeta"):
         resolve_agent("alphabeta:zero", resolve_env("connect_four"))

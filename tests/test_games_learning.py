@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import rlft
-from rlft.cli import main
-from rlft.environment import resolve_env
-from rlft.games import evaluate_game
+from rlft.cli.main import main
+from rlft.core.envs import resolve_env
+from rlft.policy.games.arena import evaluate_game
 
 
 @pytest.mark.slow

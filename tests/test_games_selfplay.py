@@ -9,22 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from rlft.agents import PolicyAgent
-from rlft.config import from_dict
-from rlft.environment import make_gym_env, resolve_env
-from rlft.errors import IllegalActionError
-from rlft.games import (
-    OpponentPool,
-    PoolEntry,
-    SelfPlayConfig,
-    SelfPlayEnv,
-    evaluate_game,
-    fit_elo,
-    play_game,
-    policy_from_payload,
-    snapshot_payload,
-)
+from rlft.core.config import from_dict
+from rlft.core.envs import resolve_env
+from rlft.core.errors import IllegalActionError
 from rlft.policies.networks import PolicySpec, build_policy
+from rlft.policy.agents import PolicyAgent
+from rlft.policy.config import SelfPlayConfig
+from rlft.policy.envs import make_gym_env
+from rlft.policy.games.arena import evaluate_game, fit_elo
+from rlft.policy.games.play import play_game
+from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload, snapshot_payload
+from rlft.policy.games.selfplay import SelfPlayEnv
 
 
 class Scripted:
@@ -109,8 +104,8 @@ def test_huge_logit_on_an_illegal_action_is_never_played() -> None:
 
 def test_masks_in_bc_loss_kl_and_ppo_rollouts() -> None:
     from rlft.policies.networks import action_logits, masked_logits
-    from rlft.ppo import RlftMaskablePPO, categorical_kl
-    from rlft.stages.imitate import bc_loss_and_accuracy
+    from rlft.policy.ppo import RlftMaskablePPO, categorical_kl
+    from rlft.policy.stages.imitate import bc_loss_and_accuracy
 
     policy = _rigged_policy(4)
     obs = torch.zeros(2, 3, 3, 2)
@@ -178,7 +173,7 @@ def test_self_play_fraction_splits_fixed_and_snapshots() -> None:
 
 
 def test_snapshot_callback_fills_the_pool_during_finetuning(tmp_path: Any) -> None:
-    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
     cfg = from_dict(FinetuneConfig, {"total_timesteps": 512, "n_envs": 2, "n_steps": 64, "batch_size": 64,
                                      "n_epochs": 1, "eval_every": 0,
@@ -196,8 +191,8 @@ def test_snapshot_callback_fills_the_pool_during_finetuning(tmp_path: Any) -> No
 
 
 def test_checkpoint_keeps_the_opponent_pool_and_resume_restores_it(tmp_path: Any) -> None:
-    from rlft.errors import CheckpointError
-    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner
+    from rlft.core.errors import CheckpointError
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
     self_play = {"opponents": ["random"], "pool_size": 2, "snapshot_every": 128}
     cfg = from_dict(FinetuneConfig, {"total_timesteps": 512, "n_envs": 2, "n_steps": 64, "batch_size": 64,
@@ -241,7 +236,7 @@ def test_play_game_rejects_an_illegal_move() -> None:
 
 
 def test_self_play_config_is_validated() -> None:
-    from rlft.errors import ConfigError
+    from rlft.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="nobody to play"):
         from_dict(SelfPlayConfig, {"opponents": [], "pool_size": 0})

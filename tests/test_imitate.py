@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlft.datasets import Transitions, load_transitions
 from rlft.policies.networks import PolicySpec, build_policy
-from rlft.stages.imitate import ImitateConfig, behaviour_clone, discounted_targets
+from rlft.policy.datasets import Transitions, load_transitions
+from rlft.policy.stages.imitate import ImitateConfig, behaviour_clone, discounted_targets
 
 
 def _policy(data: Transitions, seed: int = 0) -> torch.nn.Module:
@@ -73,10 +73,10 @@ def test_masked_bc_never_imitates_illegal_actions() -> None:
 
 def test_imitate_resume_gives_identical_weights(tmp_path: Path, expert_dataset: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from rlft.config import from_dict
-    from rlft.pipeline import PipelineConfig, run_pipeline
-    from rlft.run import load_safetensors
-    from rlft.stages import imitate
+    from rlft.core.config import from_dict
+    from rlft.core.rundir import load_safetensors
+    from rlft.pipeline.runner import PipelineConfig, run_pipeline
+    from rlft.policy.stages import imitate
 
     overrides = [f"imitate.dataset={expert_dataset}", "stages=[imitate]", "imitate.epochs=4",
                  "imitate.critic_warmup_epochs=2", "imitate.checkpoint_every=1"]

@@ -9,7 +9,7 @@ import datasets
 import numpy as np
 import pytest
 
-from rlft.errors import DatasetError
+from rlft.core.errors import DatasetError
 from rlft.llm.config import LLMDataConfig
 from rlft.llm.data import addition_problems, corpus_texts, generate_addition, load_examples
 

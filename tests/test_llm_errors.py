@@ -10,7 +10,7 @@ import yaml
 from llm_helpers import tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
 
 from conftest import PLUGINS
-from rlft.cli import main
+from rlft.cli.main import main
 
 
 def run_cli(tmp_path: Path, config: dict, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:

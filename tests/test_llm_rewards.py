@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import PLUGINS
-from rlft.errors import PluginError
+from rlft.core.errors import PluginError
 from rlft.llm.config import RewardSpec
 from rlft.llm.rewards import (
     CheckedReward,
@@ -84,9 +84,9 @@ def test_non_numbers_are_rejected() -> None:
 
 
 def test_reward_spec_needs_fn_or_model() -> None:
-    from rlft.config import from_dict
-    from rlft.errors import ConfigError
-    from rlft.pipeline import PipelineConfig
+    from rlft.core.config import from_dict
+    from rlft.core.errors import ConfigError
+    from rlft.pipeline.runner import PipelineConfig
 
     with pytest.raises(ConfigError, match="exactly one of `fn`"):
         from_dict(PipelineConfig, {"rl": {"rewards": [{"weight": 1.0}]}})

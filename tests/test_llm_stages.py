@@ -12,8 +12,8 @@ import torch
 from llm_helpers import TINY, tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
 
 from conftest import PLUGINS
-from rlft.config import from_dict
-from rlft.pipeline import PipelineConfig, run_pipeline
+from rlft.core.config import from_dict
+from rlft.pipeline.runner import PipelineConfig, run_pipeline
 
 
 def scalars(tb_dir: Path) -> dict[str, list[float]]:
@@ -97,16 +97,16 @@ def test_init_pretrain_sft_lora_exports_plain_hf_folder(tmp_path: Path) -> None:
 
 
 def test_llm_init_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rlft.cli import main
+    from rlft.cli.main import main
 
     out = tmp_path / "tiny"
     assert main(["llm-init", "--out", str(out), *sum((["--set", f"init.{k}={v}"] for k, v in TINY.items()), [])]) == 0
     assert (out / "config.json").is_file() and (out / "agent.json").is_file()
     assert main(["generate", str(out), "12+34=", "--max-new-tokens", "3"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("12+34=")
-    import rlft.agents
+    import rlft.core.agent
 
-    agent: Any = rlft.agents.load_agent(out, device="cpu")
+    agent: Any = rlft.core.agent.load_agent(out, device="cpu")
     assert isinstance(agent.act("1+1=", deterministic=True), str)
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
 
@@ -114,8 +114,8 @@ def test_llm_init_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFi
 def test_freeze_mode_trains_only_the_last_blocks_and_head(tiny_llm: Path) -> None:  # noqa: F811
     from transformers import AutoModelForCausalLM
 
+    from rlft.core.tuning import TuningConfig
     from rlft.llm.model import freeze_early_layers
-    from rlft.tuning import TuningConfig
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llm)
     counts = freeze_early_layers(model, TuningConfig(mode="freeze", trainable_layers=0))
@@ -141,7 +141,7 @@ def test_reward_model_by_path_scores_completions(tiny_llm: Path, tmp_path: Path)
 
 
 def test_unknown_reward_model_is_a_clear_error(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
-    from rlft.errors import PluginError
+    from rlft.core.errors import PluginError
 
     cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, rewards=[{"model": str(tmp_path / "nope")}]))
     with pytest.raises(PluginError, match="Cannot load the reward model"):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PLUGINS, tiny_overrides
-from rlft.cli import main
-from rlft.environment import resolve_env
-from rlft.plugins import resolve
+from rlft.cli.main import main
+from rlft.core.envs import resolve_env
+from rlft.core.plugins import resolve
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlft.policies.networks import PolicySpec, build_policy
-from rlft.ppo import categorical_kl, evaluate_with_distribution, kl_schedule, kl_to_reference
+from rlft.policy.ppo import categorical_kl, evaluate_with_distribution, kl_schedule, kl_to_reference
 
 
 def test_gae_matches_hand_computation() -> None:
@@ -76,7 +76,7 @@ def test_evaluate_with_distribution_matches_sb3(masked: bool) -> None:
 
 
 def test_kl_penalty_enters_the_loss_and_is_logged() -> None:
-    from rlft.ppo import RlftPPO
+    from rlft.policy.ppo import RlftPPO
 
     model = RlftPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0, kl_coef=0.5,
                     policy_kwargs={"net_arch": [16]})
@@ -88,7 +88,7 @@ def test_kl_penalty_enters_the_loss_and_is_logged() -> None:
 
 
 def test_same_seed_same_result(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
     def train() -> dict[str, torch.Tensor]:
         cfg = FinetuneConfig(init="scratch", total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=2,
@@ -107,7 +107,7 @@ def test_same_seed_same_result(tmp_path) -> None:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("masked", [False, True])
 def test_reference_cache_equals_per_minibatch_reference(masked: bool) -> None:
     """The per-rollout reference cache gives the same KL as evaluating the reference on each minibatch."""
-    from rlft.ppo import (
+    from rlft.policy.ppo import (
         RlftMaskablePPO,
         RlftPPO,
         _minibatches,

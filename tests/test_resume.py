@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import yaml
 
-from rlft.run import load_safetensors, read_json
+from rlft.core.rundir import load_safetensors, read_json
 
 CONFIG = {
     "name": "resume-test",
@@ -27,7 +27,7 @@ CONFIG = {
 
 
 def _rlft(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rlft.cli", *args]
+    return [sys.executable, "-m", "rlft.cli.main", *args]
 
 
 def test_sigkill_then_resume_reaches_same_total_steps(tmp_path: Path) -> None:
@@ -58,10 +58,11 @@ def test_sigkill_then_resume_reaches_same_total_steps(tmp_path: Path) -> None:
 
 
 def test_state_right_after_resume_equals_saved(tmp_path: Path) -> None:
-    from rlft.config import from_dict
-    from rlft.pipeline import PipelineConfig
-    from rlft.run import RunDir, load_trainer_state
-    from rlft.stages.finetune import FinetuneRunner, load_start_policy
+    from rlft.core.checkpoint import load_trainer_state
+    from rlft.core.config import from_dict
+    from rlft.core.rundir import RunDir
+    from rlft.pipeline.runner import PipelineConfig
+    from rlft.policy.stages.finetune import FinetuneRunner, load_start_policy
 
     cfg = from_dict(PipelineConfig, CONFIG).finetune
     cfg.total_timesteps = 1024

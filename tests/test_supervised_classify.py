@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlft.supervised.classify import ClassifyConfig, Trainer, build_model, evaluate
-from rlft.supervised.data import DataConfig, load_splits
-from rlft.supervised.models import load_classifier, save_classifier
-from rlft.tuning import TuningConfig, count_parameters, merge_lora
+from rlft.core.tuning import TuningConfig, count_parameters, merge_lora
+from rlft.encoder.config import ClassifyConfig
+from rlft.encoder.data import DataConfig, load_splits
+from rlft.encoder.evaluate import evaluate
+from rlft.encoder.models import load_classifier, save_classifier
+from rlft.encoder.training import Trainer, build_model
 
 WORDS = ["good", "great", "fine", "nice", "happy", "love", "bad", "awful", "sad", "hate", "poor", "ugly"]
 V, H, L, INTER, P = 5 + len(WORDS), 32, 2, 64, 32  # vocab, hidden, layers, intermediate, positions
@@ -107,7 +109,7 @@ def test_lora_mode_trains_adapters_and_head_only(tiny_bert: Path, sentiment_csv:
 
 def test_lora_adapters_save_load_and_merge_to_identical_outputs(tiny_bert: Path, sentiment_csv: Path,
                                                                 tmp_path: Path) -> None:
-    from rlft.run import RunDir
+    from rlft.core.rundir import RunDir
 
     cfg = _cfg(tiny_bert, sentiment_csv, "lora", epochs=2, batch_size=16, lr=0.01, head_lr=0.01)
     train, held_out = load_splits(cfg.data, seed=0)
@@ -163,7 +165,7 @@ class _StopAt:
 
 
 def test_resume_continues_to_the_same_weights(tmp_path: Path) -> None:
-    from rlft.run import RunDir
+    from rlft.core.rundir import RunDir
 
     cfg = ClassifyConfig(data=DataConfig(source="digits", max_train=200, max_eval=100), backbone="mlp",
                          epochs=2, batch_size=32, lr=1e-3, log_every=1, checkpoint_every=3)
@@ -203,8 +205,8 @@ def test_tiny_bert_learns_the_toy_task(tiny_bert: Path, sentiment_csv: Path) -> 
 def test_mlm_stage_feeds_classify(tiny_bert: Path, sentiment_csv: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from rlft.config import from_dict
-    from rlft.pipeline import PipelineConfig, run_pipeline
+    from rlft.core.config import from_dict
+    from rlft.pipeline.runner import PipelineConfig, run_pipeline
 
     cfg = from_dict(PipelineConfig, {
         "stages": ["mlm", "classify"],

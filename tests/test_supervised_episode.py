@@ -8,9 +8,9 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from rlft.supervised.episode import ClassificationEpisodeEnv, blobs, make_blobs_env
+from rlft.encoder.episode import ClassificationEpisodeEnv, blobs, make_blobs_env
 
-SPEC = "rlft.supervised.episode:make_blobs_env"
+SPEC = "rlft.encoder.episode:make_blobs_env"
 
 
 def test_env_passes_the_gymnasium_checker_and_pays_for_the_right_label() -> None:
@@ -26,7 +26,7 @@ def test_env_passes_the_gymnasium_checker_and_pays_for_the_right_label() -> None
 
 def test_ppo_learns_a_separable_task_as_one_step_episodes() -> None:
     from rlft.policies.networks import PolicySpec
-    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator
 
     cfg = FinetuneConfig(init="scratch", total_timesteps=3072, n_envs=4, n_steps=64, batch_size=64, n_epochs=4,
                          learning_rate=3e-3, lr_schedule="constant", kl_coef=0.0, eval_every=0, gamma=1.0,

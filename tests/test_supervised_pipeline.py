@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlft.cli import main
-from rlft.supervised.data import DataConfig, load_splits
-from rlft.supervised.pretrain import augment, mask_tokens, nt_xent, patch_mask, rotation_batch
+from rlft.cli.main import main
+from rlft.encoder.data import DataConfig, load_splits
+from rlft.encoder.objectives import augment, mask_tokens, nt_xent, patch_mask, rotation_batch
 
 DIGITS_TINY = ["stages=[ssl_image,classify]", "ssl_image.epochs=2", "ssl_image.objective=contrastive",
                "ssl_image.encoder.channels=[8,16]", "ssl_image.encoder.features_dim=32", "classify.backbone=previous",
@@ -138,7 +138,7 @@ def test_compare_reads_game_agent_runs(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_compare_reads_llm_runs_tolerantly(tmp_path: Path) -> None:
-    from rlft.supervised.compare import summarize_run
+    from rlft.pipeline.compare import summarize_run
 
     run = tmp_path / "llm"
     run.mkdir()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from rlft.core.tuning import TuningConfig, apply_tuning, count_parameters, merge_lora
 from rlft.policies.networks import PolicySpec, build_policy, head_modules, layer_groups
-from rlft.tuning import TuningConfig, apply_tuning, count_parameters, merge_lora
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,))
 # MLP 4 -> 64 -> 64 per branch (actor and critic), heads 64 -> 2 and 64 -> 1.
@@ -95,7 +95,7 @@ def test_lora_save_load_merge_identical_outputs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["freeze", "lora"])
 def test_finetune_stage_respects_tuning_mode(mode: str, tmp_path: Path) -> None:
-    from rlft.stages.finetune import FinetuneConfig, FinetuneRunner
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
     cfg = FinetuneConfig(init="scratch", total_timesteps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1,
                          tuning=TuningConfig(mode=mode))  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ class LLMAgent:
     def complete(self, prompts: list[str], deterministic: bool = True, temperature: float = 1.0,
                  max_new_tokens: int | None = None) -> list[str]:
         """Completions (new text only) for a batch of prompts."""
-        from rlft.llm.evaluate import generate
+        from rlft.llm.generation import generate
 
         return generate(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens or self.max_new_tokens,
                         sample=not deterministic, temperature=temperature)
@@ -38,26 +38,22 @@ class LLMAgent:
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
         """Complete one text observation. Env observations need a text view (not part of this agent yet)."""
         if not isinstance(observation, str):
-            from rlft.errors import PluginError
+            from rlft.core.errors import PluginError
 
             raise PluginError("This LLM agent completes text prompts; an env observation needs a text view that "
                               "renders it as a prompt and parses the move back.")
         return self.complete([observation], deterministic)[0]
 
 
-def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> Any:
-    """The ``llm`` loader registered in :data:`rlft.agents.AGENT_KINDS`.
+def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> LLMAgent:
+    """An :class:`LLMAgent` from an LLM stage folder (a Hugging Face folder with ``agent.json`` of kind ``llm``).
 
-    When ``agent.json`` names an ``env`` (an LLM trained on a game), the agent plays that env's observations through
-    its text view (:class:`rlft.llm.game_agent.GameLLMAgent`).
+    The ``llm`` agent loader (:data:`rlft.core.agent.AGENT_LOADERS`) is
+    :func:`rlft.bridges.game_text.agent.load_llm_agent`, which wraps this one: an LLM trained on a game's text plays
+    that game's observations through its text view.
     """
     from rlft.llm.model import load_model, load_tokenizer
 
     model = load_model(str(folder), what="the agent folder").to(device)
     model.eval()
-    agent = LLMAgent(model, load_tokenizer(str(folder), "the agent folder"), meta)
-    if meta.get("env"):
-        from rlft.llm.game_agent import game_agent
-
-        return game_agent(agent, meta)
-    return agent
+    return LLMAgent(model, load_tokenizer(str(folder), "the agent folder"), meta)

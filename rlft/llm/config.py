@@ -1,6 +1,6 @@
 """Config sections of the LLM stages (``init``, ``pretrain``, ``sft``, ``rl``, ``llm_eval``).
 
-Each is a plain dataclass with a docstring under every field; :class:`rlft.pipeline.PipelineConfig` holds one field
+Each is a plain dataclass with a docstring under every field; the pipeline config holds one field
 per section, so ``--set sft.epochs=3`` works like any other key. The model a stage starts from is the model the
 previous LLM stage produced, else ``model.name`` (a hub id or a local folder).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rlft.config import param
+from rlft.core.config import param
 
 
 @dataclass

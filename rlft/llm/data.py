@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rlft.errors import DatasetError
+from rlft.core.errors import DatasetError
 from rlft.llm.config import LLMDataConfig
 
 GENERATED_TASKS = ("addition",)

@@ -4,7 +4,7 @@
   ``PreTrainedTokenizerFast`` (pad/bos/eos set, left padding for generation).
 * :func:`build_tiny_model` -- a Qwen2-style causal LM from a few numbers (about 80k parameters at the defaults).
 * :func:`load_model` / :func:`load_tokenizer` -- any hub id or local folder; failures become a clear
-  :class:`~rlft.errors.CheckpointError`.
+  :class:`~rlft.core.errors.CheckpointError`.
 * :func:`save_model` -- a standard HF folder (``save_pretrained`` model + tokenizer) plus ``agent.json`` (kind
   ``llm``) so ``rlft.load_agent`` can load it. A PEFT model is saved merged, its adapter kept in ``adapter/``.
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlft.errors import CheckpointError, ConfigError
+from rlft.core.errors import CheckpointError, ConfigError
+from rlft.core.rundir import AtomicDir, write_json
+from rlft.core.tuning import TuningConfig
 from rlft.llm.config import InitConfig
-from rlft.run import AtomicDir, write_json
-from rlft.tuning import TuningConfig
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
@@ -116,7 +116,7 @@ def peft_config(tuning: TuningConfig) -> Any:
 
 def freeze_early_layers(model: Any, tuning: TuningConfig) -> dict[str, int]:
     """``freeze`` mode: embeddings and all but the last ``trainable_layers`` blocks frozen; the rest trains."""
-    from rlft.tuning import apply_tuning
+    from rlft.core.tuning import apply_tuning
 
     base = getattr(model, "model", model)
     layers = getattr(base, "layers", None)

@@ -9,7 +9,7 @@ Every other dataset column arrives as a keyword argument (a list, one value per 
 
 Built-ins: ``exact_match`` (completion equals a dataset column, ``answer`` or ``completion`` by default),
 ``regex_match`` (completion matches ``pattern``), ``length_penalty`` (minus the completion length over ``max_chars``).
-Plugins: ``pkg.module:fn`` or ``path/to/file.py:fn`` (resolved by :func:`rlft.plugins.resolve`, entry-point group
+Plugins: ``pkg.module:fn`` or ``path/to/file.py:fn`` (resolved by :func:`rlft.core.plugins.resolve`, entry-point group
 ``rlft.rewards``). Every function is wrapped by :class:`CheckedReward`, so one that raises, returns the wrong number
 of values, or returns NaN stops the run with a :class:`RewardError` naming it.
 
@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rlft import plugins
-from rlft.errors import PluginError, RlftError
+from rlft.core import plugins
+from rlft.core.errors import PluginError, RlftError
 from rlft.llm.config import RewardSpec
 
 RewardFn = Callable[..., list[float | None]]
@@ -72,7 +72,7 @@ BUILTIN_REWARDS: dict[str, Any] = {
     "exact_match": exact_match,
     "regex_match": regex_match,
     "length_penalty": length_penalty,
-    "game_outcome": "rlft.llm.game_reward:game_outcome",  # a move played in a real game env (docs/game_llm.md)
+    "game_outcome": "rlft.bridges.game_text.reward:game_outcome",  # a move played in a real game env (docs/game_llm.md)
 }
 _TRL_KWARGS = {"completion_ids", "trainer_state", "prompt_ids", "log_extra", "log_metric", "environments"}
 

@@ -1,0 +1,111 @@
+"""Trainer state (optimizer + RNG + counters) in safetensors/JSON, and the one checkpointer every stage uses.
+
+A checkpoint is a folder ``DIR/checkpoints/<stage>/<step>/`` with safetensors weights and JSON metadata -- never a
+pickle -- written atomically; the newest ``keep`` are kept. Resume picks the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from rlft.core.rundir import load_safetensors, read_json, write_json
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, pstate in state["state"].items():
+        for name, value in pstate.items():
+            key = f"optim.{idx}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().cpu().contiguous()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[Any, Any]:
+    state: dict[Any, dict[str, Any]] = {}
+    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
+        if not key.startswith("optim."):
+            continue
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The Python, NumPy and torch RNG states as (tensors, JSON)."""
+    np_state: Any = np.random.get_state()
+    py_state = random.getstate()
+    tensors = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.numpy_keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+    }
+    meta = {
+        "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(tensors["rng.torch"])
+    name, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((name, tensors["rng.numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_trainer_state(
+    folder: str | Path,
+    optimizer: torch.optim.Optimizer | None,
+    counters: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Save optimizer state, RNG states and counters to ``folder/trainer_state.{safetensors,json}``."""
+    folder = Path(folder)
+    tensors, rng_meta = rng_state()
+    opt_meta: dict[str, Any] | None = None
+    if optimizer is not None:
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(opt_tensors)
+    for key, value in (extra_tensors or {}).items():
+        tensors[f"extra.{key}"] = value.detach().cpu().contiguous()
+    save_file(tensors, str(folder / "trainer_state.safetensors"))
+    write_json(folder / "trainer_state.json", {"counters": counters, "rng": rng_meta, "optimizer": opt_meta})
+
+
+@dataclass
+class TrainerState:
+    """What :func:`load_trainer_state` returns; call :meth:`restore` to apply it."""
+
+    counters: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+    def restore(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Load the optimizer state and the RNG states."""
+        if optimizer is not None and self.meta.get("optimizer") is not None:
+            optimizer.load_state_dict(_unflatten_optimizer(self.tensors, self.meta["optimizer"]))
+        set_rng_state(self.tensors, self.meta["rng"])
+
+    def extra(self, key: str) -> torch.Tensor | None:
+        """An extra tensor saved with ``extra_tensors``."""
+        return self.tensors.get(f"extra.{key}")
+
+
+def load_trainer_state(folder: str | Path) -> TrainerState:
+    """Read what :func:`save_trainer_state` wrote."""
+    folder = Path(folder)
+    meta = read_json(folder / "trainer_state.json", "trainer state")
+    tensors = load_safetensors(folder / "trainer_state.safetensors", "trainer state")
+    return TrainerState(counters=meta["counters"], tensors=tensors, meta=meta)

@@ -1,0 +1,297 @@
+"""The config system: typed dataclasses, YAML files, ``--set`` overrides, validation.
+
+Precedence is defaults < YAML file < command line. Every config class is a plain dataclass whose fields carry a
+docstring (below the field, as in CleanRL) and optional bounds given with :func:`param`. Loading validates the whole
+tree: an unknown key, a value of the wrong type or one out of range raises :class:`~rlft.core.errors.ConfigError` naming
+the key and where it came from (the file, or the ``--set`` flag).
+
+Example::
+
+    cfg = load_config("configs/cartpole.yaml", ["finetune.total_timesteps=20000"])
+    cfg.finetune.total_timesteps  # 20000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from rlft.core.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with optional numeric bounds, checked when a config is loaded.
+
+    Example: ``lr: float = param(3e-4, gt=0)``.
+    """
+    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building typed configs from plain data
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Origins:
+    """Remembers where each dotted key came from, so errors can name the file or the ``--set`` flag."""
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+        self.by_key: dict[str, str] = {}
+
+    def of(self, key: str) -> str:
+        parts = key.split(".")
+        for i in range(len(parts), 0, -1):
+            hit = self.by_key.get(".".join(parts[:i]))
+            if hit is not None:
+                return hit
+        return self.default
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, origins: _Origins) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert where lossless (int -> float, '3e-4' -> float)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(
+            f"Config key '{key}' (from {origins.of(key)}) has the wrong type: expected {expected}, got "
+            f"{type(value).__name__} {value!r}. Fix the value in that file or pass --set {key}=<value>."
+        )
+
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, origins)
+            except ConfigError as e:
+                errors.append(e)
+        raise fail(" or ".join(_type_name(a) for a in args))
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(
+                f"Config key '{key}' (from {origins.of(key)}) must be one of {list(choices)}, got {value!r}."
+            )
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise fail(f"a list of {_type_name(get_args(tp)[0])}")
+        (item_tp,) = get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]", origins) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail("a mapping")
+        _, val_tp = get_args(tp)
+        return {str(k): _coerce(v, val_tp, f"{key}.{k}", origins) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # type: ignore[arg-type]
+            return value
+        if not isinstance(value, dict):
+            raise fail(f"a mapping of {_type_name(tp)} fields")
+        return _build(tp, value, key, origins)  # type: ignore[arg-type]
+    return _coerce_scalar(value, tp, fail)
+
+
+def _coerce_scalar(value: Any, tp: Any, fail: Any) -> Any:
+    """bool / int / float / str checks (``fail(expected)`` builds the error)."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail("true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise fail("an integer")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise fail("a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise fail("a string")
+    return value
+
+
+def _check_bounds(value: Any, field: dataclasses.Field[Any], key: str, origins: _Origins) -> None:
+    if value is None or not isinstance(value, int | float):
+        return
+    meta = field.metadata
+    checks = [("ge", value >= meta.get("ge", value)), ("gt", "gt" not in meta or value > meta["gt"]),
+              ("le", value <= meta.get("le", value)), ("lt", "lt" not in meta or value < meta["lt"])]
+    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    for name, ok in checks:
+        if not ok:
+            raise ConfigError(
+                f"Config key '{key}' (from {origins.of(key)}) is out of range: {value!r} must be "
+                f"{words[name]} {meta[name]}."
+            )
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: _Origins) -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = f"{prefix}.{raw_key}" if prefix else str(raw_key)
+        if raw_key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"Unknown config key '{key}' (from {origins.of(key)}). Valid keys here are: {known}. "
+                "Check the spelling, or run `rlft config --show` to print every key with its default."
+            )
+        kwargs[raw_key] = _coerce(value, hints[raw_key], key, origins)
+        _check_bounds(kwargs[raw_key], fields[raw_key], key, origins)
+    try:
+        obj = cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"Config section '{prefix or '<root>'}' (from {origins.default}) is incomplete: {e}.") from e
+    # Defaults are checked too, so a bad default is caught by the tests rather than at run time.
+    for name, f in fields.items():
+        if name not in kwargs:
+            _check_bounds(getattr(obj, name), f, f"{prefix}.{name}" if prefix else name, origins)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f"Config section '{prefix or '<root>'}' (from {origins.default}): {e}") from e
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``a.b=value`` into the dotted key and a YAML-parsed value (``true`` -> bool, ``[1,2]`` -> list)."""
+    if "=" not in text:
+        raise ConfigError(f"Bad override '--set {text}': expected KEY=VALUE, e.g. --set finetune.total_timesteps=5000.")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"Bad override '--set {text}': the key is empty.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], origins: _Origins | None = None) -> dict[str, Any]:
+    """Write ``--set`` overrides into a nested dict (in place) and return it."""
+    for text in overrides:
+        key, value = parse_override(text)
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"Bad override '--set {text}': '{part}' is not a section.")
+            node = child
+        node[parts[-1]] = value
+        if origins is not None:
+            origins.by_key[key] = f"the command line (--set {text})"
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; a missing file or a non-mapping is a ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file '{p}' does not exist. Pass a path to a YAML file, e.g. configs/cartpole.yaml.")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file '{p}' is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file '{p}' must hold a mapping of keys to values at the top level.")
+    return data
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str = "<dict>", overrides: list[str] | None = None) -> T:
+    """Build and validate a config dataclass from plain data plus ``--set`` overrides."""
+    origins = _Origins(source)
+    data = apply_overrides(dict(data), overrides or [], origins)
+    return _build(cls, data, "", origins)
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Load ``cls`` from a YAML file (optional) and ``--set`` overrides, validating every key."""
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(cls, data, source=f"config file '{path}'" if path else "defaults", overrides=overrides)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as plain data (for YAML/JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any, path: str | Path) -> None:
+    """Write a resolved config to YAML (readable back with :func:`load_config`)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config dataclass (read from the source), for ``rlft config --show``."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs

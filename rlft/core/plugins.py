@@ -1,0 +1,143 @@
+"""One resolver for every plugin string: envs, agents/opponents, reward functions, models.
+
+A plugin spec is one of
+
+* a built-in name (``cartpole``, ``random``, ``exact_match``) from the table the caller passes;
+* a name offered by an installed package through an entry-point group (``rlft.envs``, ``rlft.agents``, ...);
+* ``path/to/file.py:Name`` -- a Python file anywhere on disk;
+* ``pkg.module:Name`` -- an importable module.
+
+Errors say what was tried, so a typo is quick to fix.
+
+Example::
+
+    make_env = resolve("my_envs/maze.py:make_env", kind="env")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from rlft.core.errors import PluginError
+
+
+def entry_point_names(group: str) -> dict[str, str]:
+    """``{name: "module:attr"}`` for every entry point an installed package offers in ``group``."""
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+def _load_file(path: Path, kind: str, spec: str) -> Any:
+    # A stable, unique module name per file so the same file loaded twice is the same module.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    name = f"rlft_plugin_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PluginError(f"Cannot load {kind} plugin '{spec}': '{path}' is not a Python file.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise PluginError(
+            f"The {kind} plugin file '{path}' (from spec '{spec}') failed to import: {type(e).__name__}: {e}. "
+            "Fix the error in that file; run it with `python` to see the full traceback."
+        ) from e
+    return module
+
+
+def is_path_spec(spec: str) -> bool:
+    """True for ``path/to/file.py:Name`` (or a bare ``file.py``)."""
+    target = spec.rsplit(":", 1)[0]
+    return target.endswith(".py")
+
+
+def import_object(spec: str, kind: str = "plugin") -> Any:
+    """Import ``pkg.module:Name`` or ``path/file.py:Name`` and return the object (no built-in lookup)."""
+    if ":" not in spec:
+        raise PluginError(
+            f"Cannot resolve {kind} '{spec}': expected a built-in name, 'pkg.module:Name' or 'path/to/file.py:Name'."
+        )
+    target, attr = spec.rsplit(":", 1)
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise PluginError(f"Cannot resolve {kind} '{spec}': the file '{path}' does not exist.")
+        module = _load_file(path, kind, spec)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise PluginError(
+                f"Cannot resolve {kind} '{spec}': module '{target}' cannot be imported ({e}). "
+                "Install the package that provides it, or give a file path instead: 'path/to/file.py:Name'."
+            ) from e
+        except Exception as e:
+            raise PluginError(
+                f"The {kind} plugin module '{target}' (from spec '{spec}') failed to import: {type(e).__name__}: {e}."
+            ) from e
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = sorted(n for n in dir(module) if not n.startswith("_"))
+            raise PluginError(
+                f"Cannot resolve {kind} '{spec}': '{target}' has no attribute '{attr}'. "
+                f"It defines: {', '.join(public[:20]) or 'nothing public'}."
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def resolve(
+    spec: str,
+    *,
+    kind: str,
+    builtins: Mapping[str, Any] | None = None,
+    group: str | None = None,
+) -> Any:
+    """Resolve ``spec`` to an object: built-in name, entry point in ``group``, file path, or module path.
+
+    ``builtins`` values may be objects or ``"module:attr"`` strings (imported lazily).
+    """
+    builtins = builtins or {}
+    tried = []
+    if spec in builtins:
+        value = builtins[spec]
+        return import_object(value, kind) if isinstance(value, str) else value
+    tried.append(f"built-in {kind}s ({', '.join(sorted(builtins)) or 'none'})")
+    if group is not None:
+        eps = {ep.name: ep for ep in entry_points(group=group)}
+        if spec in eps:
+            try:
+                return eps[spec].load()
+            except Exception as e:
+                raise PluginError(
+                    f"The {kind} '{spec}' offered by an installed package (entry point group '{group}', "
+                    f"{eps[spec].value}) failed to load: {type(e).__name__}: {e}."
+                ) from e
+        tried.append(f"entry points in group '{group}' ({', '.join(sorted(eps)) or 'none installed'})")
+    if ":" in spec:
+        return import_object(spec, kind)
+    tried.append("'pkg.module:Name' and 'path/to/file.py:Name' (the spec has no ':')")
+    raise PluginError(f"Unknown {kind} '{spec}'. Tried: " + "; ".join(tried) + ".")
+
+
+def call_factory(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, kind: str, spec: str) -> Any:
+    """Call a plugin factory with keyword arguments, turning its exceptions into a PluginError naming the plugin."""
+    try:
+        return factory(**kwargs)
+    except PluginError:
+        raise
+    except Exception as e:
+        raise PluginError(
+            f"The {kind} plugin '{spec}' raised {type(e).__name__} when called with {dict(kwargs)}: {e}"
+        ) from e

@@ -1,0 +1,87 @@
+"""The ``mlm`` stage: BERT-style masked-language-model training of a text encoder, fed to ``classify``.
+
+It learns from the *inputs* of its ``data`` (the labels are thrown away, the held-out split is never seen) and
+hands its encoder to ``classify`` (``classify.backbone: previous``). Works for any Hugging Face encoder with a
+masked-LM head class (a missing MLM head, as in sentence-transformers checkpoints, is initialised fresh).
+
+Example::
+
+    stages: [mlm, classify]
+    mlm: {data: *text}
+    classify: {backbone: previous, data: *text}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlft.core.errors import ConfigError, DatasetError
+from rlft.core.metrics import MetricLogger, log
+from rlft.core.rundir import AtomicDir
+from rlft.core.runtime import ResourceMeter
+from rlft.encoder.config import MLMConfig
+from rlft.encoder.data import unlabelled_inputs
+from rlft.encoder.loop import _checkpoint, _resume, _set_lr
+from rlft.encoder.models import MINILM_ALIASES, packaged_minilm
+from rlft.encoder.objectives import mask_tokens
+
+if TYPE_CHECKING:
+    from rlft.pipeline.runner import StageContext
+
+
+def run_mlm(ctx: StageContext) -> dict[str, Any]:
+    """Masked-language-model training; writes an HF encoder folder to ``DIR/stages/mlm``."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    cfg: MLMConfig = ctx.cfg.mlm  # type: ignore[attr-defined]
+    meter = ResourceMeter(ctx.device)
+    texts = unlabelled_inputs(ctx.cfg.classify.data)  # type: ignore[attr-defined]
+    if not isinstance(texts, list):
+        raise DatasetError("The mlm stage needs text inputs; classify.data holds numbers (use ssl_image).")
+    path = str(packaged_minilm()) if cfg.backbone.lower() in MINILM_ALIASES else cfg.backbone
+    if not Path(path).exists() and path.startswith(("/", ".")):
+        raise ConfigError(f"mlm.backbone '{cfg.backbone}' does not exist.")
+    model = AutoModelForMaskedLM.from_pretrained(path).to(ctx.device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    step = _resume(ctx.run, "mlm", model, optimizer) if ctx.resume else 0
+    generator = torch.Generator().manual_seed(ctx.seed)
+    per_epoch = max(1, len(texts) // cfg.batch_size)
+    loss_value = float("nan")
+    with MetricLogger(ctx.run.tb_dir("mlm")) as metrics:
+        while step < cfg.steps:
+            epoch, b = divmod(step, per_epoch)
+            order = np.random.default_rng([ctx.seed, epoch]).permutation(len(texts))
+            batch = tokenizer([texts[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]],
+                              padding=True, truncation=True, max_length=cfg.max_length,
+                              return_tensors="pt", return_special_tokens_mask=True)
+            special = batch.pop("special_tokens_mask").bool()
+            generator.manual_seed(ctx.seed * 1_000_003 + step)  # the masks of step s do not depend on resuming
+            ids, labels = mask_tokens(batch["input_ids"], special, tokenizer.mask_token_id, len(tokenizer),
+                                      cfg.mask_prob, generator)
+            model.train()
+            out = model(input_ids=ids.to(ctx.device), attention_mask=batch["attention_mask"].to(ctx.device),
+                        labels=labels.to(ctx.device))
+            _set_lr(optimizer, cfg.lr, step, cfg.steps)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            loss_value = out.loss.item()
+            if step % 10 == 0 or step == cfg.steps:
+                metrics.log({"mlm/loss": loss_value}, step=step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _checkpoint(ctx.run, "mlm", step, model, optimizer)
+    log.info("mlm: %d steps, final masked-token loss %.3f", step, loss_value)
+    out_dir = ctx.run.stage_dir("mlm")
+    with AtomicDir(out_dir) as tmp:
+        model.base_model.save_pretrained(str(tmp))  # the encoder without the MLM head
+        tokenizer.save_pretrained(str(tmp))
+    return {"outputs": {"encoder": str(out_dir)},
+            "metrics": {"loss": loss_value, "steps": step, "texts": len(texts), **meter.read()}}

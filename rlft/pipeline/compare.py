@@ -1,0 +1,176 @@
+"""``rlft compare``: one table and one plot across run folders -- headline metric, parameters, time, memory.
+
+Works on any run folder a pipeline wrote (``run.json`` / ``results.json``): classifier runs (held-out accuracy),
+game-agent runs (the final agent's evaluation: mean return or win rate) and LLM runs (their reward or accuracy
+metric); unknown layouts are read tolerantly and missing values shown as ``-``. Wall time is the sum of the stages'
+recorded seconds; peak memory is the largest ``peak_memory_mb`` a stage recorded.
+
+Example::
+
+    rows = compare_runs(["runs/txt-full", "runs/txt-lora"])
+    write_report(rows, "reports/txt")  # reports/txt/compare.md, reports/txt/compare.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlft.core.errors import RunDirError
+
+HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "greedy_em", "exact_match", "pass_rate", "mean_reward",
+                 "reward", "eval_reward", "score")
+"""Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM); a key may also
+appear as ``eval/<key>`` (LLM stages)."""
+LLM_STAGES = ("init", "pretrain", "sft", "rl", "grpo", "rloo", "dpo", "llm_eval", "game_text")
+COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
+_DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
+
+
+def _stages(path: Path) -> dict[str, Any]:
+    for name in ("results.json", "run.json"):
+        file = path / name
+        if file.is_file():
+            try:
+                data = json.loads(file.read_text())
+            except json.JSONDecodeError as e:
+                raise RunDirError(f"'{file}' is not valid JSON ({e}); is the run still being written?") from e
+            stages = data.get("stages", data) if isinstance(data, dict) else {}
+            if stages:
+                return {k: v for k, v in stages.items() if isinstance(v, dict)}
+    raise RunDirError(f"'{path}' is not an rlft run folder (no results.json or run.json with finished stages). "
+                      "Pass folders given to `rlft train --run-dir`.")
+
+
+def _kind(stages: dict[str, Any]) -> str:
+    if "classify" in stages:
+        return "classifier"
+    if any(s in LLM_STAGES or "llm" in s for s in stages):
+        return "llm"
+    if any(s in stages for s in ("finetune", "imitate", "record")):
+        return "game agent"
+    return "other"
+
+
+def _param_counts(metrics: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(trainable, total) from keys like ``total_params`` or ``model/total_params``."""
+    found: dict[str, int] = {}
+    for key, value in metrics.items():
+        for name in ("trainable_params", "total_params"):
+            if key.split("/")[-1] == name and isinstance(value, int) and not isinstance(value, bool):
+                found[name] = value
+    return found.get("trainable_params"), found.get("total_params")
+
+
+def _headline(stages: dict[str, Any]) -> tuple[str, float | None]:
+    """The run's headline metric: the last stage that reports a recognised key (eval tables for game runs)."""
+    for name, result in reversed(list(stages.items())):
+        table = result.get("table")
+        if name == "eval" and isinstance(table, dict) and table:
+            last = list(table.values())[-1]
+            per_opp = last.get("per_opponent") if isinstance(last, dict) else None
+            if isinstance(per_opp, dict) and per_opp:
+                rates = [float(r["win_rate"]) for r in per_opp.values()
+                         if isinstance(r, dict) and isinstance(r.get("win_rate"), int | float)]
+                if rates:
+                    return "eval win_rate (mean over opponents)", sum(rates) / len(rates)
+            for key in HEADLINE_KEYS:
+                if isinstance(last, dict) and isinstance(last.get(key), int | float):
+                    return f"eval {key}", float(last[key])
+        metrics = result.get("metrics", {})
+        if not isinstance(metrics, dict):
+            continue
+        for key in HEADLINE_KEYS:
+            for candidate in (key, f"eval/{key}", f"eval_{key}"):
+                if isinstance(metrics.get(candidate), int | float) and not isinstance(metrics[candidate], bool):
+                    return f"{name} {key}", float(metrics[candidate])
+    return "-", None
+
+
+def summarize_run(path: str | Path) -> dict[str, Any]:
+    """One table row for a run folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"The run folder '{path}' does not exist.")
+    stages = _stages(path)
+    metric, value = _headline(stages)
+    trainable = total = None
+    peak: float | None = None
+    wall = 0.0
+    for result in stages.values():
+        metrics = result.get("metrics", {}) if isinstance(result.get("metrics"), dict) else {}
+        counts = _param_counts(metrics)
+        if counts[1] is not None:
+            trainable, total = counts
+        if isinstance(metrics.get("peak_memory_mb"), int | float):
+            peak = max(peak or 0.0, float(metrics["peak_memory_mb"]))
+        seconds = result.get("seconds", metrics.get("wall_seconds"))
+        if isinstance(seconds, int | float):
+            wall += float(seconds)
+    share = 100.0 * trainable / total if isinstance(trainable, int) and total else None
+    return {"run": path.name, "kind": _kind(stages), "metric": metric, "value": value,
+            "trainable": trainable, "total": total, "trainable %": share,
+            "wall s": round(wall, 1) if wall else None, "peak MiB": peak}
+
+
+def compare_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Rows for every run folder, in the order given."""
+    if not paths:
+        raise RunDirError("Give at least one run folder to compare.")
+    return [summarize_run(p) for p in paths]
+
+
+def _cell(value: Any, column: str = "value") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        digits = _DECIMALS.get(column, 4) if abs(value) < 10 or column != "value" else 2
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(c), c) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> None:
+    """Four bar charts (metric, trainable parameters, wall time, peak memory), one bar per run, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["run"] for r in rows]
+    panels = [("value", "headline metric"), ("trainable", "trainable parameters"),
+              ("wall s", "wall time (s)"), ("peak MiB", "peak memory (MiB)")]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (key, title) in zip(axes.flat, panels):
+        values = [float(r[key]) if isinstance(r.get(key), int | float) else 0.0 for r in rows]
+        bars = ax.bar(range(len(rows)), values, color="tab:blue")
+        ax.set_xticks(range(len(rows)), names, rotation=20, ha="right", fontsize=8)
+        metrics = sorted({r["metric"] for r in rows})
+        ax.set_title(f"{title}: {', '.join(metrics)}" if key == "value" else title, fontsize=9)
+        if key == "trainable" and any(v > 0 for v in values):
+            ax.set_yscale("log")
+        for bar, row in zip(bars, rows):
+            ax.annotate(_cell(row.get(key), key), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def write_report(rows: list[dict[str, Any]], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``compare.md`` and ``compare.png`` into ``out_dir`` (created if needed); returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, png = out / "compare.md", out / "compare.png"
+    md.write_text("# rlft compare\n\n" + markdown_table(rows))
+    plot(rows, png)
+    return md, png

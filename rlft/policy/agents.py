@@ -1,0 +1,147 @@
+"""Policy agents and agent specs: an SB3 actor-critic as an agent, a random player, and ``resolve_agent``.
+
+Agent *specs* (for recording, opponents and the arena) are built-in names of an env's scripted agents (``expert``,
+``random``, ``alphabeta:2``), run / checkpoint / ``.zip`` paths, and ``pkg.module:Class`` / ``file.py:Class``.
+
+Example::
+
+    opponent = resolve_agent("alphabeta:2", resolve_env("connect_four"), seed=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from rlft.core import plugins
+from rlft.core.agent import Agent, check_mask, load_agent
+from rlft.core.errors import IllegalActionError, PluginError
+
+
+class PolicyAgent:
+    """An actor-critic policy as an :class:`Agent`. Masks are applied to the logits, so it never plays illegally."""
+
+    def __init__(self, policy: ActorCriticPolicy, meta: dict[str, Any] | None = None) -> None:
+        self.policy = policy
+        self.meta = meta or {}
+        self.policy.set_training_mode(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.policy.device
+
+    def _obs_tensor(self, observation: Any) -> torch.Tensor:
+        obs, _ = self.policy.obs_to_tensor(observation)
+        return obs  # type: ignore[return-value]
+
+    def distribution_logits(self, observation: Any, action_mask: Any = None) -> torch.Tensor:
+        """Masked action logits for one observation (Discrete action spaces)."""
+        from rlft.policies.networks import action_logits, masked_logits
+
+        with torch.no_grad():
+            logits = action_logits(self.policy, self._obs_tensor(observation))[0]
+        return masked_logits(logits, check_mask(action_mask))
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
+        import gymnasium as gym
+
+        if isinstance(self.policy.action_space, gym.spaces.Discrete):
+            logits = self.distribution_logits(observation, action_mask)
+            if deterministic:
+                return int(torch.argmax(logits).item())
+            return int(torch.distributions.Categorical(logits=logits).sample().item())
+        if action_mask is not None:
+            raise IllegalActionError("Action masks are only supported for Discrete action spaces.")
+        action, _ = self.policy.predict(observation, deterministic=deterministic)
+        return action
+
+    def value(self, observation: Any) -> float:
+        """The critic's value estimate for one observation."""
+        with torch.no_grad():
+            return float(self.policy.predict_values(self._obs_tensor(observation)).item())
+
+
+class RandomAgent:
+    """Uniformly random legal actions (needs the action space, or a mask at every call)."""
+
+    def __init__(self, action_space: Any = None, seed: int | None = None) -> None:
+        self.action_space = action_space
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
+        mask = check_mask(action_mask)
+        if mask is not None:
+            return int(self.rng.choice(np.flatnonzero(mask)))
+        if self.action_space is None:
+            raise PluginError("RandomAgent needs the env's action space or an action mask.")
+        return self.action_space.sample()
+
+
+def load_policy_agent(folder: Path, meta: dict[str, Any], device: str) -> Agent:
+    from rlft.policies.checkpoint import load_policy
+
+    policy, meta = load_policy(folder, device=device)
+    return PolicyAgent(policy, meta)
+
+
+def load_sb3_agent(path: Path, meta: dict[str, Any], device: str, *, trust_pickle: bool = False,
+                   env: str | None = None) -> Agent:
+    """The ``sb3_zip`` loader: an SB3 ``.zip`` read weights-only (the full pickle load needs ``trust_pickle``)."""
+    from rlft.policies.sb3_zip import load_sb3_zip
+
+    policy, zip_meta = load_sb3_zip(path, trust_pickle=trust_pickle, env=env, device=device)
+    return PolicyAgent(policy, zip_meta)
+
+
+
+def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None, seed: int | None = None,
+                  trust_pickle: bool = False, device: str = "auto") -> Agent:
+    """Resolve an agent spec: built-in name of the env's agents, ``random``, a run/checkpoint/zip path, or a class.
+
+    Built-in agents may take a parameter after a colon (``alphabeta:2`` -> ``Cls("2")``).
+    """
+    builtins: dict[str, str] = dict(getattr(env_plugin, "agents", {}) or {})
+    name, _, arg = spec.partition(":")
+    if name in builtins:
+        cls = plugins.import_object(builtins[name], "agent")
+        args = [arg] if arg else []
+        try:
+            return _instantiate(cls, args, seed=seed, action_space=action_space)
+        except (TypeError, ValueError) as e:
+            raise PluginError(f"Built-in agent '{spec}' cannot be created: {e}") from e
+    if spec == "random":
+        return RandomAgent(action_space, seed=seed)
+    if Path(spec).exists():
+        return load_agent(spec, trust_pickle=trust_pickle, device=device)
+    if ":" in spec:
+        obj = plugins.import_object(spec, "agent")
+        agent = _instantiate(obj, [], seed=seed, action_space=action_space) if isinstance(obj, type) else obj
+        if not callable(getattr(agent, "act", None)):
+            raise PluginError(f"Agent '{spec}' has no act(observation, action_mask=None) method.")
+        return agent
+    known = ", ".join(sorted([*builtins, "random"]))
+    raise PluginError(
+        f"Unknown agent '{spec}'. It is not a built-in agent of this env ({known}), not an existing run, checkpoint "
+        "or .zip path, and not 'pkg.module:Class' / 'file.py:Class'."
+    )
+
+
+def _instantiate(cls: Callable[..., Any], args: list[str], *, seed: int | None, action_space: Any) -> Any:
+    """Construct a built-in agent class, passing ``seed`` / ``action_space`` only if it accepts them."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    kwargs: dict[str, Any] = {}
+    if "seed" in params:
+        kwargs["seed"] = seed
+    if "action_space" in params:
+        kwargs["action_space"] = action_space
+    return cls(*args, **kwargs)

@@ -1,0 +1,172 @@
+"""Evaluating game agents: W/D/L matches in both seats, Elo ratings, the round-robin arena, and the periodic
+evaluator of self-play fine-tuning.
+
+Example::
+
+    result = evaluate_game(rlft.load_agent("runs/c4"), resolve_env("connect_four"), {}, ["alphabeta:2"], 200)
+    result["per_opponent"]["alphabeta:2"]["win"]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rlft.core.envs import EnvPlugin
+from rlft.core.metrics import log
+from rlft.policy.games.play import play_game, tag
+from rlft.policy.games.selfplay import self_play_config
+
+if TYPE_CHECKING:
+    from rlft.pipeline.runner import StageContext
+
+
+def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
+    from rlft.policy.agents import resolve_agent
+
+    if not isinstance(spec_or_agent, str):
+        return spec_or_agent
+    return resolve_agent(spec_or_agent, plugin, action_space=env.action_space(env.possible_agents[0]), seed=seed)
+
+
+def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
+          deterministic: bool = True, progress: bool = False, desc: str = "games") -> dict[str, Any]:
+    """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2)."""
+    from tqdm.auto import tqdm
+
+    first, second = env.possible_agents
+    counts = {"win": 0, "draw": 0, "loss": 0}
+    by_seat = [[0, 0], [0, 0]]  # [wins, games] when the agent sits first / second
+    for i in tqdm(range(games), desc=desc, disable=not progress, unit="game"):
+        seat = i % 2
+        me, them = (first, second) if seat == 0 else (second, first)
+        result = play_game(env, {me: agent, them: opponent}, seed=seed + i,
+                           deterministic={me: deterministic, them: True})
+        r = result.returns[me]
+        key = "win" if r > 0 else "loss" if r < 0 else "draw"
+        counts[key] += 1
+        by_seat[seat][0] += key == "win"
+        by_seat[seat][1] += 1
+    n = max(games, 1)
+    return {"win": counts["win"] / n, "draw": counts["draw"] / n, "loss": counts["loss"] / n, "games": games,
+            "wins": counts["win"], "draws": counts["draw"], "losses": counts["loss"],
+            "win_first": by_seat[0][0] / max(by_seat[0][1], 1), "win_second": by_seat[1][0] / max(by_seat[1][1], 1)}
+
+
+def evaluate_game(agent: Any, plugin: EnvPlugin, env_kwargs: dict[str, Any], opponents: list[str], episodes: int, *,
+                  seed: int = 0, deterministic: bool = True, progress: bool = False) -> dict[str, Any]:
+    """W/D/L of ``agent`` against each opponent spec, ``episodes`` games each, half in each seat."""
+    env = plugin.make(**env_kwargs)
+    try:
+        per = {}
+        for j, spec in enumerate(opponents):
+            opponent = _resolve(spec, plugin, env, seed + 7919 * (j + 1))
+            per[spec] = match(env, agent, opponent, episodes, seed=seed, deterministic=deterministic,
+                              progress=progress, desc=f"vs {spec}")
+    finally:
+        env.close()
+    return {"per_opponent": per}
+
+
+def fit_elo(scores: np.ndarray, games: np.ndarray, fixed: dict[int, float] | None = None, iters: int = 500
+            ) -> np.ndarray:
+    """Elo ratings from pairwise results (Bradley-Terry, minorise-maximise iterations).
+
+    ``scores[i, j]`` is i's score against j (wins + draws / 2) over ``games[i, j]`` games. Each played pair also gets
+    one virtual draw, so a perfect record gives a large but finite rating. ``fixed`` pins some ratings (the others
+    are fitted around them); without it, the mean rating is 1000.
+    """
+    n = len(scores)
+    played = games > 0
+    s = scores + 0.5 * played
+    g = games + 1.0 * played
+    gamma = np.ones(n)
+    fixed = fixed or {}
+    for i, r in fixed.items():
+        gamma[i] = 10 ** (r / 400)
+    for _ in range(iters):
+        for i in range(n):
+            if i in fixed or not played[i].any():
+                continue
+            denom = sum(g[i, j] / (gamma[i] + gamma[j]) for j in range(n) if played[i, j])
+            gamma[i] = s[i].sum() / denom
+        if not fixed:
+            gamma /= math.exp(np.mean(np.log(gamma)))
+    ratings = 400 * np.log10(gamma)
+    return ratings if fixed else ratings + 1000.0
+
+
+def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any], episodes: int, *, seed: int = 0,
+          deterministic: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Round robin: every pair plays ``episodes`` games (half in each seat); win matrix and Elo.
+
+    ``players`` maps a name to an agent spec or an agent. ``win_matrix[a][b]`` is a's win rate against b.
+    """
+    env = plugin.make(**env_kwargs)
+    names = list(players)
+    agents = {name: _resolve(p, plugin, env, seed + 101 * i) for i, (name, p) in enumerate(players.items())}
+    n = len(names)
+    scores, games = np.zeros((n, n)), np.zeros((n, n))
+    wins = np.full((n, n), np.nan)
+    try:
+        for i in range(n):
+            for j in range(i + 1, n):
+                r = match(env, agents[names[i]], agents[names[j]], episodes, seed=seed + 1000 * (i * n + j),
+                          deterministic=deterministic, progress=progress, desc=f"{names[i]} vs {names[j]}")
+                wins[i, j], wins[j, i] = r["win"], r["loss"]
+                scores[i, j] = r["wins"] + 0.5 * r["draws"]
+                scores[j, i] = r["losses"] + 0.5 * r["draws"]
+                games[i, j] = games[j, i] = episodes
+    finally:
+        env.close()
+    elo = fit_elo(scores, games)
+    return {"players": names,
+            "win_matrix": {a: {b: (None if i == j else float(wins[i, j])) for j, b in enumerate(names)}
+                           for i, a in enumerate(names)},
+            "elo": {a: float(elo[i]) for i, a in enumerate(names)}}
+
+
+def game_evaluator(ctx: StageContext) -> Callable[[Any], dict[str, float]]:
+    """Periodic evaluation during fine-tuning: win / loss rate vs each evaluation opponent, and an Elo rating.
+
+    The evaluation opponents are rated once against each other (``elo_games`` per pair; the first opponent is
+    pinned at 0); the learner's Elo is then fitted against those fixed ratings, so the curve is comparable over time.
+    """
+    from rlft.core.envs import resolve_env
+
+    sp = self_play_config(ctx)
+    opponents = list(sp.eval_opponents or ctx.cfg.eval.opponents or ["random"])
+    plugin = resolve_env(ctx.cfg.env.id)
+    env_kwargs = dict(ctx.cfg.env.kwargs)
+    episodes = ctx.cfg.finetune.eval_episodes
+    seed = 10_000 + ctx.seed
+    ratings: np.ndarray | None = None
+    if sp.elo_games > 0 and len(opponents) > 1:
+        rated = arena(plugin, env_kwargs, {o: o for o in opponents}, sp.elo_games, seed=seed)
+        ratings = np.array([rated["elo"][o] for o in opponents])
+        ratings -= ratings[0]
+        log.info("finetune: evaluation opponents rated %s", {o: round(float(r)) for o, r in zip(opponents, ratings)})
+
+    def evaluate(agent: Any) -> dict[str, float]:
+        result = evaluate_game(agent, plugin, env_kwargs, opponents, episodes, seed=seed)["per_opponent"]
+        out: dict[str, float] = {}
+        for o in opponents:
+            out[f"eval/win_rate_vs_{tag(o)}"] = result[o]["win"]
+        for o in opponents:
+            out[f"eval/loss_rate_vs_{tag(o)}"] = result[o]["loss"]
+        if ratings is not None:
+            k = len(opponents)
+            scores, games = np.zeros((k + 1, k + 1)), np.zeros((k + 1, k + 1))
+            for j, o in enumerate(opponents):
+                r = result[o]
+                scores[k, j] = r["wins"] + 0.5 * r["draws"]
+                scores[j, k] = r["losses"] + 0.5 * r["draws"]
+                games[k, j] = games[j, k] = r["games"]
+            elo = fit_elo(scores, games, fixed={j: float(ratings[j]) for j in range(k)})
+            out["eval/elo"] = float(elo[k])
+        return out
+
+    return evaluate

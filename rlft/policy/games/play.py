@@ -1,0 +1,158 @@
+"""Playing two-player games: one game between agents (with each seat's trace), and recording games as Minari datasets.
+
+Example::
+
+    result = play_game(env, {"player_0": agent, "player_1": opponent}, seed=0)
+    result.returns["player_0"]  # +1 win, 0 draw, -1 loss
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rlft.core.agent import checked_action
+from rlft.core.envs import EnvPlugin
+from rlft.core.errors import PluginError
+from rlft.core.metrics import log
+
+if TYPE_CHECKING:
+    pass
+
+
+def tag(spec: str) -> str:
+    """A metric-safe name for an opponent spec (``alphabeta:2`` -> ``alphabeta_2``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).name if Path(spec).exists() else spec).strip("_")
+
+
+def outcome(reward: float) -> float:
+    """Score of a final reward: 1 win, 0.5 draw, 0 loss."""
+    return 1.0 if reward > 0 else 0.0 if reward < 0 else 0.5
+
+
+@dataclass
+class SeatTrace:
+    """What one seat saw and did in a game (for recording)."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+
+
+@dataclass
+class GameResult:
+    """Final returns per seat name, number of moves, and (when recorded) each seat's trace."""
+
+    returns: dict[str, float]
+    moves: int
+    traces: dict[str, SeatTrace] | None = None
+
+
+def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deterministic: bool | dict[str, bool] = True,
+              record: bool = False, on_position: Callable[[Any], None] | None = None) -> GameResult:
+    """Play one game of an AEC env; ``seats`` maps each agent name to an :class:`~rlft.agents.Agent`.
+
+    Every action is checked against the mask (an illegal one raises IllegalActionError). Rewards are accumulated
+    per seat in AEC order (``env.last()`` gives each seat what it earned since its previous move).
+    ``on_position(env)`` is called after the reset and after every move (e.g. to grab rendered frames).
+    """
+    env.reset(seed=seed)
+    if on_position is not None:
+        on_position(env)
+    returns = dict.fromkeys(env.possible_agents, 0.0)
+    traces = {a: SeatTrace() for a in env.possible_agents} if record else None
+    moves = 0
+    for name in env.agent_iter():
+        obs, reward, terminated, truncated, _ = env.last()
+        returns[name] += float(reward)
+        if traces is not None:
+            trace = traces[name]
+            if trace.actions:
+                trace.rewards.append(float(reward))
+            trace.observations.append(np.asarray(obs["observation"]).copy())
+            trace.masks.append(np.asarray(obs["action_mask"]).copy())
+        if terminated or truncated:
+            env.step(None)
+            continue
+        if name not in seats:
+            raise PluginError(f"No agent for seat '{name}' (seats given: {sorted(seats)}).")
+        det = deterministic[name] if isinstance(deterministic, dict) else deterministic
+        action = int(checked_action(seats[name], obs["observation"], obs["action_mask"], det))
+        if traces is not None:
+            traces[name].actions.append(action)
+        env.step(action)
+        moves += 1
+        if on_position is not None:
+            on_position(env)
+    return GameResult(returns=returns, moves=moves, traces=traces)
+
+
+def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Minari episodes (one per seat per game, observations ``{"observation", "action_mask"}``) and metadata."""
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    buffers: list[Any] = []
+    meta: list[dict[str, Any]] = []
+    for g, result in enumerate(results):
+        if result.traces is None:
+            raise ValueError("game_episodes needs games played with record=True")
+        for seat, trace in result.traces.items():
+            n = len(trace.actions)
+            if n == 0:
+                continue
+            rewards = list(trace.rewards) + [0.0] * (n - len(trace.rewards))
+            obs = {"observation": np.stack(trace.observations[: n + 1]),
+                   "action_mask": np.stack(trace.masks[: n + 1]).astype(np.int8)}
+            final = result.returns[seat]
+            buffers.append(EpisodeBuffer(id=first_id + len(buffers), observations=obs,
+                                         actions=np.asarray(trace.actions, dtype=np.int64), rewards=rewards,
+                                         terminations=[False] * (n - 1) + [True], truncations=[False] * n, infos={}))
+            meta.append({"game": g, "player": seat, "result": "win" if final > 0 else "loss" if final < 0 else "draw",
+                         "return": final})
+    return buffers, meta
+
+
+def write_games(out: str | Path, results: list[GameResult], env: Any, metadata: dict[str, Any]) -> Path:
+    """Write recorded games as a Minari dataset (both seats; player and result in each episode's metadata)."""
+    from rlft.policy.datasets import write_dataset
+
+    buffers, meta = game_episodes(results)
+    if not buffers:
+        raise PluginError("No moves to save: no game was played.")
+    first = env.possible_agents[0]
+    return write_dataset(out, buffers, env.observation_space(first), env.action_space(first), metadata,
+                         episode_metadata=meta)
+
+
+def record_game_episodes(plugin: EnvPlugin, env: Any, agent_spec: str, episodes: int, out: str | Path, *,
+                         seed: int = 0, deterministic: bool = True, trust_pickle: bool = False,
+                         progress: bool = False) -> dict[str, Any]:
+    """``episodes`` games of ``agent_spec`` against itself, both seats recorded (``rlft record`` on a game)."""
+    from tqdm.auto import tqdm
+
+    from rlft.policy.agents import resolve_agent
+
+    space = env.action_space(env.possible_agents[0])
+    players = {seat: resolve_agent(agent_spec, plugin, action_space=space, seed=seed + 7 * i,
+                                   trust_pickle=trust_pickle) for i, seat in enumerate(env.possible_agents)}
+    results = [play_game(env, players, seed=seed + i, deterministic=deterministic, record=True)
+               for i in tqdm(range(episodes), desc="record", disable=not progress, unit="game")]
+    write_games(out, results, env, {"rlft_env": plugin.name, "rlft_agent": agent_spec,
+                                    "description": f"{agent_spec} playing both seats of {plugin.name}"})
+    env.close()
+    first = env.possible_agents[0]
+    firsts = [r.returns[first] for r in results]
+    steps = sum(r.moves for r in results)
+    result = {"episodes": episodes, "steps": steps, "mean_return": float(np.mean(firsts)),
+              "std_return": float(np.std(firsts)),
+              "first_seat_win": float(np.mean([f > 0 for f in firsts])),
+              "draw": float(np.mean([f == 0 for f in firsts]))}
+    log.info("record: %d games, %d moves (first seat wins %.2f, draws %.2f) -> %s", episodes, steps,
+             result["first_seat_win"], result["draw"], out)
+    return result

@@ -1,0 +1,310 @@
+"""The ``imitate`` stage: behaviour cloning from recorded games, then critic warm-up.
+
+1. **Behaviour cloning** maximises the log-likelihood of the recorded actions under the policy (masked logits when
+   the games carry action masks, so illegal actions get no probability and no gradient).
+2. **Critic warm-up** fits the value head -- and only the value head -- to the discounted returns of the recorded
+   episodes (bootstrapped with the critic's own estimate where an episode was cut by a time limit). PPO then starts
+   with advantages that mean something, so its first updates do not wreck the cloned policy.
+
+Checkpoints are written every ``checkpoint_every`` epochs; a resumed run continues from the newest one and, because
+each epoch's shuffling is seeded by (seed, epoch), ends with exactly the weights of an uninterrupted run.
+
+Example::
+
+    rlft imitate --env cartpole --dataset data/cartpole-expert --run-dir runs/bc
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from rlft.core.checkpoint import load_trainer_state, save_trainer_state
+from rlft.core.config import param
+from rlft.core.errors import DatasetError
+from rlft.core.metrics import MetricLogger, log
+from rlft.core.rundir import AtomicDir, RunDir
+from rlft.core.tuning import TuningConfig, apply_tuning
+from rlft.policies.networks import PolicySpec, critic_parameters, head_modules, layer_groups
+from rlft.policy.datasets import Transitions, check_spaces, load_transitions
+
+if TYPE_CHECKING:
+    from rlft.pipeline.runner import StageContext
+
+
+@dataclass
+class ImitateConfig:
+    """Settings of the ``imitate`` stage."""
+
+    dataset: str = ""
+    """Minari dataset folder (or local dataset id). Empty: the dataset the `record` stage wrote."""
+    init: str = ""
+    """Start from this run / checkpoint / SB3 .zip instead of a freshly initialised network."""
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    """The network to clone into (ignored when `init` is set)."""
+    epochs: int = param(20, ge=0)
+    """Behaviour-cloning passes over the training split."""
+    batch_size: int = param(256, ge=1)
+    """Minibatch size."""
+    lr: float = param(1e-3, gt=0)
+    """Adam learning rate for behaviour cloning."""
+    holdout_fraction: float = param(0.1, ge=0, lt=1)
+    """Fraction of episodes held out to measure action agreement with the expert."""
+    critic_warmup_epochs: int = param(20, ge=0)
+    """Passes fitting the value head to the recorded returns (0 disables critic warm-up)."""
+    critic_lr: float = param(1e-3, gt=0)
+    """Adam learning rate for critic warm-up."""
+    gamma: float = param(0.99, gt=0, le=1)
+    """Discount of the returns the critic is fitted to (use the fine-tuning gamma)."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """Which parameters train: full / freeze / lora."""
+    checkpoint_every: int = param(5, ge=1)
+    """Write a resumable checkpoint every N epochs."""
+    trust_pickle: bool = False
+    """Allow a full SB3 .zip load for `init` (unpickles: can execute code from the file)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The algorithm
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[Any, Any, Any]:
+    obs = torch.as_tensor(data.observations[idx], device=device)
+    actions = torch.as_tensor(data.actions[idx], device=device)
+    masks = None if data.action_masks is None else torch.as_tensor(data.action_masks[idx], device=device)
+    return obs, actions, masks  # type: ignore[return-value]
+
+
+def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
+              masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability of ``actions``, greedy action) under the (masked) policy."""
+    from rlft.policies.networks import action_logits, masked_logits
+
+    logits = masked_logits(action_logits(policy, obs), masks)
+    dist = torch.distributions.Categorical(logits=logits)
+    return dist.log_prob(actions.long().flatten()), logits.argmax(-1)
+
+
+def bc_loss_and_accuracy(policy: ActorCriticPolicy, obs: Any, actions: Any, masks: Any) -> tuple[torch.Tensor, float]:
+    """Negative log-likelihood of the recorded actions, and greedy action agreement.
+
+    For Discrete actions the logits are masked (illegal actions cannot be imitated); for continuous actions the
+    policy's Gaussian log-probability is used and "accuracy" is reported as NaN.
+    """
+    import gymnasium as gym
+
+    if isinstance(policy.action_space, gym.spaces.Discrete):
+        log_prob, greedy = _evaluate(policy, obs, actions, masks)
+        accuracy = (greedy == actions.long().flatten()).float().mean().item()
+        return -log_prob.mean(), accuracy
+    _, log_prob, _ = policy.evaluate_actions(obs, actions.float())
+    return -log_prob.mean(), float("nan")
+
+
+def discounted_targets(data: Transitions, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Monte-Carlo returns per step, and gamma**(steps to the episode end) for bootstrapping truncated episodes."""
+    returns = np.zeros(len(data), dtype=np.float32)
+    to_end = np.zeros(len(data), dtype=np.float32)
+    running, discount = 0.0, 1.0
+    for t in range(len(data) - 1, -1, -1):
+        if t == len(data) - 1 or data.episode[t] != data.episode[t + 1]:
+            running, discount = 0.0, 1.0
+        running = data.rewards[t] + gamma * running
+        discount *= gamma
+        returns[t] = running
+        to_end[t] = discount
+    return returns, to_end
+
+
+@dataclass
+class _Split:
+    train: np.ndarray
+    holdout: np.ndarray
+
+
+def split_by_episode(data: Transitions, holdout_fraction: float, seed: int) -> _Split:
+    """Hold out whole episodes (states within an episode are correlated)."""
+    episodes = np.unique(data.episode)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(episodes)
+    n_hold = int(round(len(episodes) * holdout_fraction))
+    if holdout_fraction > 0 and len(episodes) > 1:
+        n_hold = max(1, n_hold)
+    hold = set(episodes[:n_hold].tolist())
+    is_hold = np.array([e in hold for e in data.episode])
+    return _Split(train=np.flatnonzero(~is_hold), holdout=np.flatnonzero(is_hold))
+
+
+def _save_checkpoint(run: RunDir, policy: ActorCriticPolicy, spec: PolicySpec, masked: bool, env: str,
+                     epoch: int, optimizer: torch.optim.Optimizer) -> None:
+    from rlft.policies.checkpoint import save_policy
+
+    with AtomicDir(run.checkpoint_dir("imitate", epoch)) as tmp:
+        save_policy(tmp, policy, spec, masked=masked, env=env, step=epoch, extra={"stage": "imitate"})
+        save_trainer_state(tmp, optimizer, {"epoch": epoch})
+
+
+def behaviour_clone(
+    policy: ActorCriticPolicy,
+    data: Transitions,
+    cfg: ImitateConfig,
+    *,
+    seed: int,
+    metrics: MetricLogger | None = None,
+    checkpoint: Any = None,
+    start_epoch: int = 0,
+    restore: Any = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Behaviour cloning then critic warm-up, epochs ``start_epoch .. epochs + critic_warmup_epochs``.
+
+    ``checkpoint(epoch, optimizer)`` is called every ``cfg.checkpoint_every`` epochs and at the end of each phase;
+    ``restore(optimizer)`` (when resuming) loads the saved optimizer and RNG states into the current phase.
+    """
+    from tqdm.auto import tqdm
+
+    device = policy.device
+    split = split_by_episode(data, cfg.holdout_fraction, seed)
+    hold_obs, hold_act, hold_mask = _tensors(data, split.holdout, device) if len(split.holdout) else (None,) * 3
+    mc_returns, to_end = discounted_targets(data, cfg.gamma)
+    truncated_eps = {int(e) for e in data.episode[data.truncated]}
+    boot = np.array([e in truncated_eps for e in data.episode], dtype=np.float32) * to_end
+    summary: dict[str, float] = {}
+    total = cfg.epochs + cfg.critic_warmup_epochs
+    bar = tqdm(total=total, initial=start_epoch, desc="imitate", disable=not progress, unit="epoch")
+
+    bc_params = [p for p in policy.parameters() if p.requires_grad]
+    critic_params = [p for p in critic_parameters(policy) if p.requires_grad]
+    optimizer: torch.optim.Optimizer | None = None
+    for epoch in range(start_epoch, total):
+        bc_phase = epoch < cfg.epochs
+        if optimizer is None or epoch == cfg.epochs:
+            optimizer = torch.optim.Adam(bc_params if bc_phase else critic_params,
+                                         lr=cfg.lr if bc_phase else cfg.critic_lr)
+            if restore is not None:
+                restore(optimizer)
+                restore = None
+        policy.set_training_mode(True)
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = split.train[torch.randperm(len(split.train), generator=generator).numpy()]
+        if not bc_phase:
+            with torch.no_grad():
+                last_values = policy.predict_values(
+                    torch.as_tensor(data.last_observations, device=device)).flatten().cpu().numpy()
+            targets = mc_returns + boot * last_values[data.episode]
+        losses, accs = [], []
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            obs, actions, masks = _tensors(data, idx, device)
+            if bc_phase:
+                loss, acc = bc_loss_and_accuracy(policy, obs, actions, masks)
+                accs.append(acc)
+            else:
+                values = policy.predict_values(obs).flatten()
+                loss = torch.nn.functional.mse_loss(values, torch.as_tensor(targets[idx], device=device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        policy.set_training_mode(False)
+        if bc_phase:
+            summary["imitation/loss"] = float(np.mean(losses))
+            summary["imitation/accuracy"] = float(np.mean(accs))
+            if hold_obs is not None:
+                with torch.no_grad():
+                    hl, ha = bc_loss_and_accuracy(policy, hold_obs, hold_act, hold_mask)
+                summary["imitation/holdout_loss"] = hl.item()
+                summary["imitation/holdout_accuracy"] = ha
+            scalars = {k: v for k, v in summary.items() if not k.startswith("imitation/critic")}
+        else:
+            summary["imitation/critic_loss"] = float(np.mean(losses))
+            scalars = {"imitation/critic_loss": summary["imitation/critic_loss"]}
+        if metrics is not None:
+            metrics.log(scalars, step=epoch + 1)
+        bar.update(1)
+        bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in scalars.items()})
+        phase_end = epoch + 1 == cfg.epochs or epoch + 1 == total
+        if checkpoint is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or phase_end):
+            checkpoint(epoch + 1, optimizer)
+    bar.close()
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pipeline entry point
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _initial_policy(ctx: StageContext, obs_space: Any, act_space: Any, masked: bool
+                    ) -> tuple[ActorCriticPolicy, PolicySpec]:
+    from rlft.policies.networks import build_policy
+
+    cfg = ctx.cfg.imitate
+    if cfg.init:
+        from rlft.core.agent import load_agent
+        from rlft.policy.agents import PolicyAgent
+
+        agent = load_agent(cfg.init, trust_pickle=cfg.trust_pickle, device=ctx.device)
+        if not isinstance(agent, PolicyAgent):
+            raise DatasetError(f"imitate.init '{cfg.init}' is not a policy checkpoint.")
+        spec = PolicySpec(**agent.meta.get("policy", {})) if agent.meta.get("policy") else cfg.policy
+        return agent.policy, spec
+    return build_policy(cfg.policy, obs_space, act_space, masked=masked).to(ctx.device), cfg.policy
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """Behaviour-clone the dataset into a policy; write ``DIR/stages/imitate``."""
+    from rlft.core.envs import resolve_env
+    from rlft.core.tuning import merge_lora
+    from rlft.policies.checkpoint import load_policy, save_policy
+    from rlft.policy.envs import env_has_action_mask, make_gym_env
+
+    cfg = ctx.cfg.imitate
+    dataset = cfg.dataset or ctx.outputs.get("dataset")
+    if not dataset:
+        raise DatasetError("The imitate stage needs a dataset: set imitate.dataset (or --dataset), or run the "
+                           "`record` stage before it.")
+    data = load_transitions(dataset)
+    env_spec = ctx.cfg.env.id
+    env = make_gym_env(resolve_env(env_spec), ctx.cfg.env.kwargs)
+    check_spaces(data, env.observation_space, env.action_space, str(dataset), env_spec)
+    masked = data.action_masks is not None or env_has_action_mask(env)
+    env.close()
+
+    policy, spec = _initial_policy(ctx, env.observation_space, env.action_space, masked)
+    counts = apply_tuning(policy, cfg.tuning, layer_groups(policy), head_modules(policy))
+    start_epoch, restore = 0, None
+    latest = ctx.run.latest_checkpoint("imitate") if ctx.resume else None
+    if latest is not None:
+        saved, _ = load_policy(latest, device=ctx.device)
+        policy.load_state_dict(saved.state_dict())
+        state = load_trainer_state(latest)
+        start_epoch = int(state.counters["epoch"])
+        restore = state.restore
+        log.info("imitate: resuming from %s (epoch %d)", latest.name, start_epoch)
+
+    def checkpoint(epoch: int, optimizer: torch.optim.Optimizer) -> None:
+        _save_checkpoint(ctx.run, policy, spec, masked, env_spec, epoch, optimizer)
+
+    with ctx.metrics() as metrics:
+        summary = behaviour_clone(policy, data, cfg, seed=ctx.seed, metrics=metrics, checkpoint=checkpoint,
+                                  start_epoch=start_epoch, restore=restore, progress=ctx.progress)
+    out = ctx.run.stage_dir("imitate")
+    export = merge_lora(copy.deepcopy(policy)) if cfg.tuning.mode == "lora" else policy
+    with AtomicDir(out) as tmp:
+        save_policy(tmp, export, spec, masked=masked, env=env_spec, step=cfg.epochs + cfg.critic_warmup_epochs,
+                    extra={"stage": "imitate", "dataset": str(dataset)})
+    shutil.rmtree(ctx.run.path / "stages" / ".imitate.tmp", ignore_errors=True)
+    metrics_out = {**{k.split("/")[-1]: v for k, v in summary.items()}, **counts}
+    log.info("imitate: holdout accuracy %.3f, critic loss %.3f, %d/%d params trained",
+             summary.get("imitation/holdout_accuracy", float("nan")),
+             summary.get("imitation/critic_loss", float("nan")),
+             counts["trainable_params"], counts["total_params"])
+    return {"outputs": {"agent": str(out)}, "metrics": metrics_out}
