@@ -25,17 +25,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlft.core.config import load_config
-from rlft.pipeline.runner import PipelineConfig, run_pipeline
+from rlft.core.agent import load_agent
+from rlft.pipeline.config import load_pipeline
+from rlft.pipeline.runner import run_pipeline
 from rlft.policies.networks import PolicySpec
-from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator, load_start_policy
+from rlft.policy.config import FinetuneConfig
+from rlft.policy.hooks import env_hooks
+from rlft.policy.stages.finetune import FinetuneRunner
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cartpole.yaml"
 
 
 def finetune_config(**overrides: Any) -> FinetuneConfig:
     """The finetune section of configs/cartpole.yaml with overrides."""
-    cfg = load_config(PipelineConfig, CONFIG).finetune
+    cfg = load_pipeline(CONFIG).section("finetune")
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
@@ -43,13 +46,13 @@ def finetune_config(**overrides: Any) -> FinetuneConfig:
 
 def steps_to_threshold(init: str, bc_dir: str | None, threshold: float, budget: int, seed: int,
                        kl_coef: float) -> tuple[int | None, list[tuple[int, dict[str, float]]]]:
-    cfg = finetune_config(init=init, total_timesteps=budget, eval_every=1024, eval_episodes=10,
+    cfg = finetune_config(start_from=init, total_timesteps=budget, eval_every=1024, eval_episodes=10,
                           stop_at=threshold, kl_coef=kl_coef)
-    runner = FinetuneRunner(cfg=cfg, run=None, env_spec="cartpole", env_kwargs={}, seed=seed, device="cpu",
-                            evaluator=gym_evaluator("cartpole", {}, 10, seed=50_000))
-    outputs = {"agents": {"imitate": bc_dir}} if bc_dir else {}
+    runner = FinetuneRunner(cfg=cfg, env_spec="cartpole", env_kwargs={}, seed=seed, device="cpu",
+                            evaluator=env_hooks("cartpole").evaluator(cfg, seed=50_000))
     torch.manual_seed(seed)
-    runner.build(*load_start_policy(init, outputs, PolicySpec(), "cpu", False, "cartpole"))
+    start = load_agent(bc_dir, device="cpu") if bc_dir else None
+    runner.build(getattr(start, "policy", None), PolicySpec(**start.meta["policy"]) if start else PolicySpec())
     runner.learn()
     hit = next((step for step, s in runner.history if s["eval/mean_return"] >= threshold), None)
     return hit, runner.history
@@ -78,7 +81,7 @@ def throughput(n_steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
             else:
                 runner = FinetuneRunner(cfg=finetune_config(init="scratch", total_timesteps=n_steps, eval_every=0,
                                                             kl_coef=float(name.split("kl")[1]), kl_decay="constant"),
-                                        run=None, env_spec="cartpole", env_kwargs={}, seed=seed, device="cpu")
+                                        env_spec="cartpole", env_kwargs={}, seed=seed, device="cpu")
                 runner.build(None, PolicySpec())
                 model = runner.model
             start = time.perf_counter()
@@ -97,12 +100,12 @@ def main() -> None:
     tp_steps = 8_192 if args.quick else 40_960
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(PipelineConfig, CONFIG, [f"seed={args.seed}", "stages=[record,imitate]"])
+        cfg = load_pipeline(CONFIG, [f"seed={args.seed}", "stages=[record,imitate]"])
         start = time.perf_counter()
         results = run_pipeline(cfg, Path(tmp) / "bc")
         bc_seconds = time.perf_counter() - start
-        demo_steps = int(results["record"]["metrics"]["steps"])
-        bc_dir = results["imitate"]["outputs"]["agent"]
+        demo_steps = int(results["record"].metrics["steps"])
+        bc_dir = results["imitate"].outputs.agent
 
         print(f"record + behaviour cloning: {bc_seconds:.1f}s, {demo_steps} demonstration steps")
         bc_hit, bc_hist = steps_to_threshold("imitate", bc_dir, 475, budget, args.seed, kl_coef=0.1)
@@ -122,11 +125,11 @@ def main() -> None:
 
     # (c) uses a fixed-length fine-tuning run from the same BC policy, evaluated often.
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(PipelineConfig, CONFIG, [f"seed={args.seed}", "stages=[record,imitate,finetune]",
-                                                    "finetune.eval_every=1024", "finetune.eval_episodes=10"])
+        cfg = load_pipeline(CONFIG, [f"seed={args.seed}", "stages=[record,imitate,finetune]",
+                                     "finetune.eval_every=1024", "finetune.eval_episodes=10"])
         results = run_pipeline(cfg, Path(tmp) / "ft")
-        history = results["finetune"]["history"]
-    total = cfg.finetune.total_timesteps
+        history = results["finetune"].details["history"]
+    total = cfg.section("finetune").total_timesteps
     early = [s["eval/mean_return"] for step, s in history if step <= 0.2 * total]
     bc_return = history[0][1]["eval/mean_return"]
     print(f"\n(c) fine-tuning {total:,} steps from BC: BC return {bc_return:.1f}; lowest eval return in the first 20% "

@@ -44,7 +44,8 @@ def main() -> None:
     run = Path(args.run)
 
     final = rlft.load_agent(run, device="cpu")
-    result = evaluate_game(final, plugin, {}, ["perfect", "random"], args.episodes, seed=args.seed)["per_opponent"]
+    result = evaluate_game(final, plugin, {}, ["perfect", "random"], args.episodes, seed=args.seed)
+    result = {o: r.to_json() for o, r in result.items()}
     stats = final.move_stats()  # type: ignore[attr-defined]
     games = 2 * args.episodes
     print(f"final agent ({run / 'final'}), {games} games on the real env, both seats:")
@@ -60,8 +61,9 @@ def main() -> None:
     for stage in ("sft", "rl"):
         folder = run / "stages" / stage
         if folder.is_dir():
-            rows[stage] = evaluate_game(rlft.load_agent(folder, device="cpu"), plugin, {}, MIX, args.episodes,
-                                        seed=args.seed + 1)["per_opponent"]
+            per = evaluate_game(rlft.load_agent(folder, device="cpu"), plugin, {}, MIX, args.episodes,
+                                seed=args.seed + 1)
+            rows[stage] = {o: r.to_json() for o, r in per.items()}
     for stage, per in rows.items():
         cells = "  ".join(f"{o}: {v['win']:.2f}/{v['draw']:.2f}/{v['loss']:.2f}" for o, v in per.items())
         mean = sum(score(v) for v in per.values()) / len(per)

@@ -1,6 +1,6 @@
 """rlft's ``rl`` stage vs plain ``trl.GRPOTrainer``: seconds per training step with identical settings.
 
-Both train the same tiny model (built once with ``rlft llm-init``'s code) on the same generated addition prompts
+Both train the same tiny model (built once with ``rlft llm-build``'s code) on the same generated addition prompts
 with the same GRPO settings and an exact-match reward; rlft adds its reward contract checks, config, run folder and
 TensorBoard wiring. Runs are interleaved, alternating which goes first, so machine load hits both alike. Seconds/step is
 the trainer's own ``train_runtime / steps`` (the training loop: generation, reward, update); the whole-stage wall time
@@ -27,18 +27,17 @@ SETTINGS: dict[str, Any] = {"batch_size": 32, "num_generations": 8, "max_complet
 
 
 def run_rlft(model: Path, steps: int, root: Path, seed: int) -> tuple[float, float, float]:
-    from rlft.core.config import from_dict
-    from rlft.pipeline.runner import PipelineConfig, run_pipeline
+    from rlft.pipeline.config import pipeline_from_dict
+    from rlft.pipeline.runner import run_pipeline
 
-    cfg = from_dict(PipelineConfig, {
+    cfg = pipeline_from_dict({
         "device": "cpu", "seed": seed, "stages": ["rl"], "model": {"name": str(model), "num_threads": 1},
         "rl": {**SETTINGS, "data": {"source": "addition", "size": 2000}, "rewards": [{"fn": "exact_match"}],
-               "max_steps": steps, "save_steps": 10_000, "logging_steps": 50},
-        "llm_eval": {"enabled": False}})
+               "max_steps": steps, "save_steps": 10_000, "logging_steps": 50, "eval": {"enabled": False}}})
     start, cpu = time.perf_counter(), time.process_time()
     results = run_pipeline(cfg, root / f"rlft-{seed}")
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return results["rl"]["metrics"]["train/runtime"] / steps, wall, cpu
+    return results["rl"].metrics["train/runtime"] / steps, wall, cpu
 
 
 def run_trl(model: Path, steps: int, root: Path, seed: int) -> tuple[float, float, float]:
@@ -75,12 +74,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
-    from rlft.llm.config import InitConfig
-    from rlft.llm.stages.build import init_model
+    from rlft.llm.config import BuildConfig
+    from rlft.llm.stages.build import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        init_model(InitConfig(hidden_size=64, num_layers=2, intermediate_size=256, max_length=32), root / "model")
+        build_model(BuildConfig(hidden_size=64, num_layers=2, intermediate_size=256, max_length=32), root / "model")
         times: dict[str, list[float]] = {"rlft": [], "trl": []}
         walls: dict[str, list[float]] = {"rlft": [], "trl": []}
         cpus: dict[str, list[float]] = {"rlft": [], "trl": []}

@@ -29,23 +29,24 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlft.core.config import load_config
+from rlft.core.agent import load_agent
 from rlft.core.envs import resolve_env
-from rlft.pipeline.runner import PipelineConfig
+from rlft.pipeline.config import load_pipeline
 from rlft.policies.networks import PolicySpec, policy_kwargs
+from rlft.policy.config import FinetuneConfig
 from rlft.policy.games.arena import evaluate_game
-from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, load_start_policy
+from rlft.policy.stages.finetune import FinetuneRunner
 
 CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"
 
 
 def finetune_config(**overrides: Any) -> tuple[FinetuneConfig, PolicySpec]:
     """The finetune section of configs/connect_four.yaml (with overrides) and the config's network."""
-    cfg = load_config(PipelineConfig, CONFIG)
-    ft = cfg.finetune
+    cfg = load_pipeline(CONFIG)
+    ft = cfg.section("finetune")
     for key, value in overrides.items():
         setattr(ft, key, value)
-    return ft, cfg.imitate.policy
+    return ft, cfg.section("imitate").policy
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -96,10 +97,7 @@ def tutorial_model(ft: FinetuneConfig, spec: PolicySpec, seed: int) -> Any:
 
 
 def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None) -> FinetuneRunner:
-    import dataclasses
-
-    runner = FinetuneRunner(cfg=ft, run=None, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu",
-                            adapter_kwargs={"self_play": dataclasses.asdict(ft.self_play), "seed": seed})
+    runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu")
     runner.build(init, spec)
     return runner
 
@@ -138,25 +136,22 @@ def steps_to_target(init: str, bc_dir: str | None, target: float, budget: int, e
     plugin = resolve_env("connect_four")
 
     def evaluator(agent: Any) -> dict[str, float]:
-        r = evaluate_game(agent, plugin, {}, ["alphabeta:2"], games, seed=50_000)["per_opponent"]["alphabeta:2"]
-        return {"eval/win_rate_vs_alphabeta_2": r["win"]}
+        r = evaluate_game(agent, plugin, {}, ["alphabeta:2"], games, seed=50_000)["alphabeta:2"]
+        return {"eval/win_rate_vs_alphabeta_2": r.rate("win")}
 
-    ft, spec = finetune_config(init=init, total_timesteps=budget, eval_every=eval_every, stop_at=target)
-    outputs = {"agents": {"imitate": bc_dir}} if bc_dir else {}
+    ft, spec = finetune_config(start_from=init, total_timesteps=budget, eval_every=eval_every, stop_at=target)
     torch.manual_seed(seed)
-    policy, spec = load_start_policy(init, outputs, spec, "cpu", False, "connect_four")
-    runner = FinetuneRunner(cfg=ft, run=None, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu",
-                            evaluator=evaluator, adapter_kwargs={"self_play": _asdict(ft), "seed": seed})
-    runner.build(policy, spec)
+    start = load_agent(bc_dir, device="cpu") if bc_dir else None
+    if start is not None:
+        spec = PolicySpec(**start.meta["policy"])  # type: ignore[attr-defined]
+    runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu",
+                            evaluator=evaluator)
+    runner.build(getattr(start, "policy", None), spec)
     runner.learn()
     hit = next((s for s, m in runner.history if m["eval/win_rate_vs_alphabeta_2"] >= target), None)
     return hit, runner.history
 
 
-def _asdict(ft: FinetuneConfig) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(ft.self_play)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from rlft.bridges.game_text.reward import game_outcome
 from rlft.bridges.game_text.view import text_view
 from rlft.core.envs import resolve_env
 from rlft.llm.agent import LLMAgent
-from rlft.llm.config import InitConfig
+from rlft.llm.config import BuildConfig
 from rlft.policy.games.arena import evaluate_game
 
 
@@ -26,7 +26,7 @@ def untrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.set_num_threads(1)
     tok = train_tokenizer(["012|345|678 X>4", "XO2|3X5|678 O>8", "abc"], "char")
-    model = build_tiny_model(tok, InitConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+    model = build_tiny_model(tok, BuildConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
                                              intermediate_size=64, max_length=32), seed=0)
     out = tmp_path_factory.mktemp("gllm") / "agent"
     save_model(model, tok, out, {"stage": "test", "env": "tictactoe"})
@@ -48,7 +48,7 @@ def test_untrained_llm_never_plays_illegally_and_counts_what_it_would_have_playe
                                                                                    policy: str) -> None:
     agent = _agent(untrained, policy=policy, audit=True)
     result = evaluate_game(agent, resolve_env("tictactoe"), {}, ["random"], 20, seed=0, deterministic=False)
-    r = result["per_opponent"]["random"]
+    r = result["random"].to_json()
     assert r["games"] == 20  # an illegal move would have raised IllegalActionError
     stats = agent.move_stats()
     assert stats["moves"] >= 20 * 3
@@ -148,10 +148,10 @@ def test_play_games_without_a_game_reward_is_a_clear_error() -> None:
     from types import SimpleNamespace
 
     from rlft.core.errors import ConfigError
-    from rlft.llm.config import RewardSpec, RLStageConfig
+    from rlft.llm.config import RewardSpec, RLConfig
     from rlft.llm.stages.rl import with_played_positions
 
-    cfg = RLStageConfig(rewards=[RewardSpec(fn="exact_match")], play_games=4)
-    ctx: Any = SimpleNamespace(cfg=SimpleNamespace(rl=cfg), seed=0)
+    cfg = RLConfig(rewards=[RewardSpec(fn="exact_match")], play_games=4)
+    ctx: Any = SimpleNamespace(config=cfg, name="rl", seed=0)
     with pytest.raises(ConfigError, match="game_outcome"):
         with_played_positions(ctx, None, None, None)

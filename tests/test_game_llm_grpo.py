@@ -1,4 +1,4 @@
-"""The whole loop on a tiny budget: record -> game_text -> init -> sft -> GRPO with the env reward -> eval.
+"""The whole loop on a tiny budget: record -> game_text -> build -> sft -> GRPO with the env reward -> eval.
 
 GRPO changes the weights and logs ``train/reward`` and the win rate of the played moves; the final agent loads with
 ``rlft.load_agent`` and plays the real env; the `eval` stage reports every stage's agent, with its move counts."""
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from rlft.core.config import from_dict
-from rlft.pipeline.runner import PipelineConfig, run_pipeline
+from rlft.pipeline.config import pipeline_from_dict
+from rlft.pipeline.runner import run_pipeline
 
 
 def _scalars(tb_dir: Path) -> dict[str, list[float]]:
@@ -31,21 +31,21 @@ def test_tiny_game_grpo_run_changes_parameters_and_logs_reward_and_win_rate(tmp_
     import rlft
     from rlft.bridges.game_text.agent import GameLLMAgent
 
-    cfg = from_dict(PipelineConfig, {
+    HELD_OUT = {"data": {"source": "game_text:test", "limit": 16}, "max_new_tokens": 2}
+    cfg = pipeline_from_dict({
         "seed": 0, "device": "cpu", "env": {"id": "tictactoe"}, "model": {"num_threads": 1},
-        "stages": ["record", "game_text", "init", "sft", "rl", "eval"],
+        "stages": ["record", "game_text", "build", "sft", "rl", "eval"],
         "record": {"agent": "perfect:0.3", "episodes": 30},
         "game_text": {"label_agent": "perfect", "test_fraction": 0.2},
-        "init": {"data": {"source": "game_text:transcripts"}, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+        "build": {"data": {"source": "game_text:transcripts"}, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                  "num_kv_heads": 1, "intermediate_size": 64, "max_length": 32},
         "sft": {"data": {"source": "game_text"}, "max_steps": 5, "batch_size": 16, "lr": 1e-3, "max_length": 32,
-                "logging_steps": 1},
+                "logging_steps": 1, "eval": HELD_OUT},
         "rl": {"data": {"source": "game_text"}, "max_steps": 3, "batch_size": 8, "num_generations": 4,
                "max_completion_length": 2, "lr": 1e-2, "save_steps": 2, "logging_steps": 1,
-               "play_games": 2, "play_repeat": 2,
+               "play_games": 2, "play_repeat": 2, "eval": HELD_OUT,
                "rewards": [{"fn": "game_outcome", "kwargs": {"env": "tictactoe", "opponents": ["random", "perfect"],
                                                               "rollout": "perfect"}}]},
-        "llm_eval": {"data": {"source": "game_text:test", "limit": 16}, "max_new_tokens": 2},
         "eval": {"episodes": 4, "opponents": ["random"]},
     })
     results = run_pipeline(cfg, tmp_path / "run")
@@ -59,8 +59,8 @@ def test_tiny_game_grpo_run_changes_parameters_and_logs_reward_and_win_rate(tmp_
         assert tag in tags, f"{tag} missing from TensorBoard (has {sorted(tags)})"
     assert len(tags["train/reward"]) == 3
     assert all(0.0 <= w <= 1.0 for w in tags["train/win_rate"])
-    table = results["eval"]["table"]
-    assert set(table) == {"init", "sft", "rl"}
+    table = results["eval"].details["table"]
+    assert set(table) == {"build", "sft", "rl"}
     for row in table.values():
         assert row["per_opponent"]["random"]["games"] == 4
         assert row["moves"]["moves"] >= 4 * 3

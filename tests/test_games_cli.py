@@ -95,7 +95,7 @@ def test_record_both_seats_then_behaviour_clone(tmp_path: Path) -> None:
             "--set", "imitate.critic_warmup_epochs=1"]
     assert main(args) == 0
     agent = rlft.load_agent(run_dir)
-    score = evaluate_game(agent, resolve_env("tictactoe"), {}, ["random"], 100, seed=1)["per_opponent"]["random"]
+    score = evaluate_game(agent, resolve_env("tictactoe"), {}, ["random"], 100, seed=1)["random"].to_json()
     assert score["win"] >= 0.6 and score["loss"] <= 0.15
 
 
@@ -113,7 +113,7 @@ def test_tiny_train_on_tictactoe_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert "imitate" in out and "finetune" in out and "perfect" in out  # BC and final side by side
     assert list((run_dir / "tb" / "finetune").glob("events.out.tfevents.*"))
     results = json.loads((run_dir / "results.json").read_text())
-    history = results["finetune"]["history"]
+    history = results["finetune"]["details"]["history"]
     assert "eval/win_rate_vs_perfect" in history[-1][1] and "eval/elo" in history[-1][1]
     # The acceptance path: the real PettingZoo env, one seat played by rlft.load_agent.
     agent = rlft.load_agent(run_dir)

@@ -85,11 +85,12 @@ def test_players_respect_the_mask() -> None:
 
 def test_deeper_search_beats_random_and_perfect_never_loses() -> None:
     c4 = evaluate_game(resolve_agent("alphabeta:2", resolve_env("connect_four"), seed=1), resolve_env("connect_four"),
-                       {}, ["random"], 20, seed=0)["per_opponent"]["random"]
+                       {}, ["random"], 20, seed=0)["random"].to_json()
     assert c4["win"] == 1.0
     ttt = resolve_env("tictactoe")
     perfect = resolve_agent("perfect", ttt, seed=3)
-    result = evaluate_game(perfect, ttt, {}, ["random", "greedy", "perfect"], 40, seed=0)["per_opponent"]
+    per = evaluate_game(perfect, ttt, {}, ["random", "greedy", "perfect"], 40, seed=0)
+    result = {k: r.to_json() for k, r in per.items()}
     assert all(r["loss"] == 0 for r in result.values())
     assert result["perfect"]["draw"] == 1.0
     assert result["random"]["win"] >= 0.8

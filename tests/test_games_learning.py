@@ -21,6 +21,7 @@ def test_tictactoe_config_never_loses_to_perfect_play(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     assert main(["train", "configs/tictactoe.yaml", "--run-dir", str(run_dir), "-q"]) == 0
     agent = rlft.load_agent(run_dir)
-    result = evaluate_game(agent, resolve_env("tictactoe"), {}, ["perfect", "random"], 200, seed=123)["per_opponent"]
+    result = evaluate_game(agent, resolve_env("tictactoe"), {}, ["perfect", "random"], 200, seed=123)
+    result = {k: r.to_json() for k, r in result.items()}
     assert result["perfect"]["losses"] == 0
     assert result["random"]["win"] >= 0.8

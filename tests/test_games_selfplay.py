@@ -89,7 +89,7 @@ def test_huge_logit_on_an_illegal_action_is_never_played() -> None:
     # when it is taken.
     for det in (True, False):
         result = evaluate_game(agent, ttt, {}, ["perfect", "random"], 10, seed=0, deterministic=det)
-        assert sum(r["games"] for r in result["per_opponent"].values()) == 20
+        assert sum(r.games for r in result.values()) == 20
     # Snapshots rebuilt inside the env keep masking.
     frozen = policy_from_payload(snapshot_payload(policy, PolicySpec(net_arch=[16]), True, "s"),
                                  policy.observation_space, policy.action_space)
@@ -178,9 +178,7 @@ def test_snapshot_callback_fills_the_pool_during_finetuning(tmp_path: Any) -> No
     cfg = from_dict(FinetuneConfig, {"total_timesteps": 512, "n_envs": 2, "n_steps": 64, "batch_size": 64,
                                      "n_epochs": 1, "eval_every": 0,
                                      "self_play": {"opponents": ["random"], "pool_size": 2, "snapshot_every": 128}})
-    runner = FinetuneRunner(cfg=cfg, run=None, env_spec="tictactoe", env_kwargs={}, seed=0, device="cpu",
-                            adapter_kwargs={"self_play": {"opponents": ["random"], "pool_size": 2,
-                                                          "snapshot_every": 128}, "seed": 0})
+    runner = FinetuneRunner(cfg=cfg, env_spec="tictactoe", env_kwargs={}, seed=0, device="cpu")
     runner.build(None, PolicySpec(net_arch=[16]))
     assert runner.masked
     runner.learn()
@@ -191,6 +189,7 @@ def test_snapshot_callback_fills_the_pool_during_finetuning(tmp_path: Any) -> No
 
 
 def test_checkpoint_keeps_the_opponent_pool_and_resume_restores_it(tmp_path: Any) -> None:
+    from rlft.core.checkpoint import Checkpointer
     from rlft.core.errors import CheckpointError
     from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
@@ -199,16 +198,16 @@ def test_checkpoint_keeps_the_opponent_pool_and_resume_restores_it(tmp_path: Any
                                      "n_epochs": 1, "eval_every": 0, "self_play": self_play})
 
     def runner() -> Any:
-        r = FinetuneRunner(cfg=cfg, run=None, env_spec="tictactoe", env_kwargs={}, seed=0, device="cpu",
-                           adapter_kwargs={"self_play": self_play, "seed": 0})
+        r = FinetuneRunner(cfg=cfg, env_spec="tictactoe", env_kwargs={}, seed=0, device="cpu")
         r.build(None, PolicySpec(net_arch=[16]))
         return r
 
     first = runner()
     first.learn()
-    first.save_checkpoint(tmp_path / "ckpt")
+    checkpoints = Checkpointer(tmp_path / "ckpt")
+    first.save_checkpoint(checkpoints, 512)
     second = runner()
-    second.restore_checkpoint(tmp_path / "ckpt")
+    second.restore_checkpoint(checkpoints.path(512))
     before, after = first.model.get_env(), second.model.get_env()
     assert after.env_method("pool_stats") == before.env_method("pool_stats")  # same opponents, same results
     assert second.last_snapshot == first.last_snapshot > 0
@@ -216,9 +215,9 @@ def test_checkpoint_keeps_the_opponent_pool_and_resume_restores_it(tmp_path: Any
     assert [p["key"] for p in new["snapshots"]] == [p["key"] for p in old["snapshots"]]
     for a, b in zip(old["snapshots"], new["snapshots"]):
         assert all(np.array_equal(a["state"][k], b["state"][k]) for k in a["state"])
-    (tmp_path / "ckpt" / "pool" / "snapshot-0.safetensors").write_bytes(b"not a tensor file")
+    (checkpoints.path(512) / "pool" / "snapshot-0.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(CheckpointError, match="opponent pool"):
-        runner().restore_checkpoint(tmp_path / "ckpt")
+        runner().restore_checkpoint(checkpoints.path(512))
 
 
 class Stubborn:

@@ -73,27 +73,28 @@ def test_masked_bc_never_imitates_illegal_actions() -> None:
 
 def test_imitate_resume_gives_identical_weights(tmp_path: Path, expert_dataset: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from rlft.core.config import from_dict
+    from rlft.core.checkpoint import Checkpointer
     from rlft.core.rundir import load_safetensors
-    from rlft.pipeline.runner import PipelineConfig, run_pipeline
-    from rlft.policy.stages import imitate
+    from rlft.pipeline.config import pipeline_from_dict
+    from rlft.pipeline.runner import run_pipeline
 
     overrides = [f"imitate.dataset={expert_dataset}", "stages=[imitate]", "imitate.epochs=4",
                  "imitate.critic_warmup_epochs=2", "imitate.checkpoint_every=1"]
-    cfg = from_dict(PipelineConfig, {}, overrides=overrides)
+    cfg = pipeline_from_dict({}, overrides=overrides)
     run_pipeline(cfg, tmp_path / "straight")
 
-    real_save = imitate._save_checkpoint
+    real_prune = Checkpointer.prune
 
-    def save_then_die(run, policy, spec, masked, env, epoch, optimizer):  # type: ignore[no-untyped-def]
-        real_save(run, policy, spec, masked, env, epoch, optimizer)
-        if epoch == 3:
+    def prune_then_die(self: Checkpointer) -> None:  # runs once a checkpoint is complete and in place
+        real_prune(self)
+        latest = self.latest()
+        if latest is not None and self.step_of(latest) == 3:
             raise KeyboardInterrupt  # the process dies right after its epoch-3 checkpoint
 
-    monkeypatch.setattr(imitate, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(Checkpointer, "prune", prune_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg, tmp_path / "killed")
-    monkeypatch.setattr(imitate, "_save_checkpoint", real_save)
+    monkeypatch.setattr(Checkpointer, "prune", real_prune)
     run_pipeline(cfg, tmp_path / "killed", resume=True)
 
     a = load_safetensors(tmp_path / "straight" / "final" / "model.safetensors")

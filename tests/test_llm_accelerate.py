@@ -26,8 +26,7 @@ def free_port() -> int:
 def test_sft_stage_under_accelerate_launch_with_two_cpu_processes(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
     config = {"device": "cpu", "stages": ["sft"], "model": {"name": str(tiny_llm), "num_threads": 1},
               "sft": {"data": {"source": "addition", "size": 64}, "max_steps": 3, "batch_size": 4,
-                      "logging_steps": 1},
-              "llm_eval": {"enabled": False}}
+                      "logging_steps": 1, "eval": {"enabled": False}}}
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
@@ -40,6 +39,6 @@ def test_sft_stage_under_accelerate_launch_with_two_cpu_processes(tiny_llm: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     progress = json.loads((run / "run.json").read_text())
     assert progress["stages"]["sft"]["metrics"]["train/steps"] == 3
-    state = json.loads((run / "checkpoints" / "sft" / "checkpoint-3" / "trainer_state.json").read_text())
+    state = json.loads((run / "checkpoints" / "sft" / "000000003" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     assert (run / "final" / "model.safetensors").is_file()

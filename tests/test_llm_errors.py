@@ -58,7 +58,7 @@ def test_broken_reward_function(fn: str, message: str, tiny_llm: Path, tmp_path:
                                 capsys: pytest.CaptureFixture[str]) -> None:
     spec = f"{PLUGINS / 'llm_rewards.py'}:{fn}"
     config = tiny_rl(tiny_llm, rewards=[{"fn": "exact_match"}, {"fn": spec}])
-    config["llm_eval"]["enabled"] = False  # the failure must come from inside the trainer
+    config["rl"]["eval"] = {"enabled": False}  # the failure must come from inside the trainer
     code, err, run = run_cli(tmp_path, config, capsys)
     assert code == 2
     assert f"The reward function '{spec}' {message}" in err and "Traceback" not in err

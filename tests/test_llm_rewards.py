@@ -84,11 +84,10 @@ def test_non_numbers_are_rejected() -> None:
 
 
 def test_reward_spec_needs_fn_or_model() -> None:
-    from rlft.core.config import from_dict
     from rlft.core.errors import ConfigError
-    from rlft.pipeline.runner import PipelineConfig
+    from rlft.pipeline.config import pipeline_from_dict
 
     with pytest.raises(ConfigError, match="exactly one of `fn`"):
-        from_dict(PipelineConfig, {"rl": {"rewards": [{"weight": 1.0}]}})
+        pipeline_from_dict({"rl": {"rewards": [{"weight": 1.0}]}})
     with pytest.raises(ConfigError, match="divisible by rl.num_generations"):
-        from_dict(PipelineConfig, {"rl": {"batch_size": 10, "num_generations": 4}})
+        pipeline_from_dict({"rl": {"batch_size": 10, "num_generations": 4}})

@@ -1,5 +1,5 @@
 """LLM stages end to end on a tiny model: GRPO changes the weights and logs train/reward; an interrupted stage
-resumes; init -> pretrain -> sft (LoRA) exports a plain Hugging Face folder; llm-init and generate work."""
+resumes; build -> pretrain -> sft (LoRA) exports a plain Hugging Face folder; llm-init and generate work."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from llm_helpers import TINY, tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
+from llm_helpers import HELD_OUT, TINY, tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
 
 from conftest import PLUGINS
-from rlft.core.config import from_dict
-from rlft.pipeline.runner import PipelineConfig, run_pipeline
+from rlft.pipeline.config import pipeline_from_dict
+from rlft.pipeline.runner import run_pipeline
 
 
 def scalars(tb_dir: Path) -> dict[str, list[float]]:
@@ -35,7 +35,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
-    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, beta=0.05, rewards=[
+    cfg = pipeline_from_dict(tiny_rl(tiny_llm, beta=0.05, rewards=[
         {"fn": "exact_match"}, {"fn": f"{PLUGINS / 'llm_rewards.py'}:starts_with_digit", "weight": 0.5}]))
     results = run_pipeline(cfg, tmp_path / "run")
     before, after = weights(tiny_llm), weights(tmp_path / "run" / "final")
@@ -46,7 +46,7 @@ def test_grpo_changes_parameters_and_logs_reward(tiny_llm: Path, tmp_path: Path)
                 "train/kl", "train/completions/mean_length", "eval/greedy_em", "eval/sampled_em", "eval/reward"):
         assert tag in tags, f"{tag} missing from TensorBoard (has {sorted(tags)})"
     assert len(tags["train/reward"]) == 3
-    assert results["rl"]["metrics"]["train/steps"] == 3
+    assert results["rl"].metrics["train/steps"] == 3
     assert (tmp_path / "run" / "final" / "agent.json").is_file()
 
 
@@ -56,51 +56,51 @@ def test_interrupted_rl_stage_resumes_from_its_checkpoint(tiny_llm: Path, tmp_pa
     monkeypatch.setenv("RLFT_TEST_CALLS", str(calls))
     monkeypatch.setenv("RLFT_TEST_INTERRUPT_AFTER", "3")  # Ctrl-C during step 3; checkpoint-2 exists
     data = tiny_rl(tiny_llm, max_steps=4, rewards=[{"fn": f"{PLUGINS / 'llm_rewards.py'}:counting"}])
-    data["llm_eval"]["enabled"] = False  # so the reward is called by training steps only
-    cfg = from_dict(PipelineConfig, data)
+    data["rl"]["eval"] = {"enabled": False}  # so the reward is called by training steps only
+    cfg = pipeline_from_dict(data)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg, run)
-    assert (run / "checkpoints" / "rl" / "checkpoint-2").is_dir()
+    assert (run / "checkpoints" / "rl" / "000000002").is_dir()
     assert not (run / "final").exists()
     monkeypatch.delenv("RLFT_TEST_INTERRUPT_AFTER")
     calls.unlink()
     results = run_pipeline(cfg, run, resume=True)
     assert int(calls.read_text()) == 2, "the resumed stage should only run steps 3 and 4"
-    assert results["rl"]["metrics"]["train/steps"] == 4
-    assert (run / "checkpoints" / "rl" / "checkpoint-4").is_dir()
+    assert results["rl"].metrics["train/steps"] == 4
+    assert (run / "checkpoints" / "rl" / "000000004").is_dir()
     assert (run / "final" / "model.safetensors").is_file()
 
 
-def test_init_pretrain_sft_lora_exports_plain_hf_folder(tmp_path: Path) -> None:
+def test_build_pretrain_sft_lora_exports_plain_hf_folder(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = from_dict(PipelineConfig, {
-        "device": "cpu", "stages": ["init", "pretrain", "sft"], "model": {"num_threads": 1},
-        "tuning": {"mode": "lora", "lora_r": 4},
-        "init": {**TINY, "data": {"source": "addition", "size": 200}},
-        "pretrain": {"data": {"source": "addition", "size": 400}, "max_steps": 3, "batch_size": 8, "logging_steps": 1},
-        "sft": {"data": {"source": "addition", "size": 64, "wrong_fraction": 0.3}, "max_steps": 3, "batch_size": 8},
-        "llm_eval": {"data": {"source": "addition", "split": "test", "size": 8}, "max_new_tokens": 3}})
+    cfg = pipeline_from_dict({
+        "device": "cpu", "stages": ["build", "pretrain", "sft"], "model": {"num_threads": 1},
+        "build": {**TINY, "data": {"source": "addition", "size": 200}},
+        "pretrain": {"data": {"source": "addition", "size": 400}, "max_steps": 3, "batch_size": 8, "logging_steps": 1,
+                     "eval": HELD_OUT},
+        "sft": {"data": {"source": "addition", "size": 64, "wrong_fraction": 0.3}, "max_steps": 3, "batch_size": 8,
+                "tuning": {"mode": "lora", "lora_r": 4}, "eval": HELD_OUT}})
     results = run_pipeline(cfg, tmp_path / "run")
     final = tmp_path / "run" / "final"
     assert (final / "adapter" / "adapter_config.json").is_file()
-    assert results["sft"]["metrics"]["model/trainable_params"] < results["sft"]["metrics"]["model/total_params"]
+    assert results["sft"].metrics["model/trainable_params"] < results["sft"].metrics["model/total_params"]
     model = AutoModelForCausalLM.from_pretrained(final)  # transformers alone, no peft
     tok = AutoTokenizer.from_pretrained(final)
     assert not any("lora" in name for name, _ in model.named_parameters())
     ids = model.generate(**tok(["12+34="], return_tensors="pt"), max_new_tokens=3, do_sample=False)
     assert ids.shape[1] >= 6
     for stage in ("pretrain", "sft"):
-        assert "eval/greedy_em" in results[stage]["metrics"] and "eval_before/sampled_em" in results[stage]["metrics"]
+        assert "eval/greedy_em" in results[stage].metrics and "eval_before/sampled_em" in results[stage].metrics
     assert "train/loss" in scalars(tmp_path / "run" / "tb" / "pretrain")
 
 
-def test_llm_init_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_llm_build_and_generate_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rlft.cli.main import main
 
     out = tmp_path / "tiny"
-    assert main(["llm-init", "--out", str(out), *sum((["--set", f"init.{k}={v}"] for k, v in TINY.items()), [])]) == 0
+    assert main(["llm-build", "--out", str(out), *sum((["--set", f"build.{k}={v}"] for k, v in TINY.items()), [])]) == 0
     assert (out / "config.json").is_file() and (out / "agent.json").is_file()
     assert main(["generate", str(out), "12+34=", "--max-new-tokens", "3"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("12+34=")
@@ -133,7 +133,7 @@ def test_reward_model_by_path_scores_completions(tiny_llm: Path, tmp_path: Path)
     reward_model = AutoModelForSequenceClassification.from_config(config)
     reward_model.save_pretrained(tmp_path / "rm")
     AutoTokenizer.from_pretrained(tiny_llm).save_pretrained(tmp_path / "rm")
-    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, max_steps=2, rewards=[
+    cfg = pipeline_from_dict(tiny_rl(tiny_llm, max_steps=2, rewards=[
         {"fn": "exact_match"}, {"model": str(tmp_path / "rm"), "weight": 0.5}]))
     run_pipeline(cfg, tmp_path / "run")
     tags = scalars(tmp_path / "run" / "tb" / "rl")
@@ -143,13 +143,13 @@ def test_reward_model_by_path_scores_completions(tiny_llm: Path, tmp_path: Path)
 def test_unknown_reward_model_is_a_clear_error(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
     from rlft.core.errors import PluginError
 
-    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, rewards=[{"model": str(tmp_path / "nope")}]))
+    cfg = pipeline_from_dict(tiny_rl(tiny_llm, rewards=[{"model": str(tmp_path / "nope")}]))
     with pytest.raises(PluginError, match="Cannot load the reward model"):
         run_pipeline(cfg, tmp_path / "run")
 
 
 def test_rloo_algorithm_runs_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
-    cfg = from_dict(PipelineConfig, tiny_rl(tiny_llm, algorithm="rloo", max_steps=2))
+    cfg = pipeline_from_dict(tiny_rl(tiny_llm, algorithm="rloo", max_steps=2))
     run_pipeline(cfg, tmp_path / "run")
     tags = scalars(tmp_path / "run" / "tb" / "rl")
     assert len(tags["train/reward"]) == 2 and "train/rewards/exact_match/mean" in tags

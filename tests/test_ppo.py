@@ -91,9 +91,9 @@ def test_same_seed_same_result(tmp_path) -> None:  # type: ignore[no-untyped-def
     from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
     def train() -> dict[str, torch.Tensor]:
-        cfg = FinetuneConfig(init="scratch", total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=2,
+        cfg = FinetuneConfig(start_from="scratch", total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=2,
                              kl_coef=0.1)
-        runner = FinetuneRunner(cfg=cfg, run=None, env_spec="cartpole", env_kwargs={}, seed=3, device="cpu")
+        runner = FinetuneRunner(cfg=cfg, env_spec="cartpole", env_kwargs={}, seed=3, device="cpu")
         torch.manual_seed(3)
         runner.build(None, PolicySpec(net_arch=[32]))
         runner.learn()

@@ -21,7 +21,7 @@ CONFIG = {
     "num_threads": 1,
     "stages": ["finetune"],
     "env": {"id": "cartpole"},
-    "finetune": {"init": "scratch", "total_timesteps": 6144, "n_envs": 2, "n_steps": 128, "batch_size": 128,
+    "finetune": {"start_from": "scratch", "total_timesteps": 6144, "n_envs": 2, "n_steps": 128, "batch_size": 128,
                  "n_epochs": 4, "checkpoint_every": 256, "eval_every": 0, "policy": {"net_arch": [32]}},
 }
 
@@ -38,7 +38,7 @@ def test_sigkill_then_resume_reaches_same_total_steps(tmp_path: Path) -> None:
 
     proc = subprocess.Popen(_rlft("train", str(cfg_path), "--run-dir", str(killed), "-q"))
     deadline = time.time() + 120
-    while time.time() < deadline and not list((killed / "checkpoints").glob("finetune-*")):
+    while time.time() < deadline and not list((killed / "checkpoints" / "finetune").glob("0*")):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -58,25 +58,24 @@ def test_sigkill_then_resume_reaches_same_total_steps(tmp_path: Path) -> None:
 
 
 def test_state_right_after_resume_equals_saved(tmp_path: Path) -> None:
-    from rlft.core.checkpoint import load_trainer_state
-    from rlft.core.config import from_dict
-    from rlft.core.rundir import RunDir
-    from rlft.pipeline.runner import PipelineConfig
-    from rlft.policy.stages.finetune import FinetuneRunner, load_start_policy
+    from rlft.core.checkpoint import Checkpointer, load_trainer_state
+    from rlft.pipeline.config import pipeline_from_dict
+    from rlft.policy.stages.finetune import FinetuneRunner
 
-    cfg = from_dict(PipelineConfig, CONFIG).finetune
+    cfg = pipeline_from_dict(CONFIG).section("finetune")
     cfg.total_timesteps = 1024
-    run = RunDir.create(tmp_path / "run")
-    first = FinetuneRunner(cfg=cfg, run=run, env_spec="cartpole", env_kwargs={}, seed=0, device="cpu")
-    first.build(*load_start_policy("scratch", {}, cfg.policy, "cpu", False, "cartpole"))
+    checkpoints = Checkpointer(tmp_path / "run" / "checkpoints" / "finetune")
+    first = FinetuneRunner(cfg=cfg, checkpoints=checkpoints, env_spec="cartpole", env_kwargs={}, seed=0, device="cpu")
+    first.build(None, cfg.policy)
     first.learn()
     first.maybe_checkpoint(force=True)
-    ckpt = run.latest_checkpoint("finetune")
-    assert ckpt is not None and ckpt.name == "finetune-000001024"
+    ckpt = checkpoints.latest()
+    assert ckpt is not None and ckpt.name == "000001024"
 
     torch.manual_seed(12345)  # scramble the RNGs; resuming must restore the saved ones
     np.random.seed(54321)
-    second = FinetuneRunner(cfg=cfg, run=run, env_spec="cartpole", env_kwargs={}, seed=0, device="cpu")
+    second = FinetuneRunner(cfg=cfg, checkpoints=checkpoints, env_spec="cartpole", env_kwargs={}, seed=0,
+                            device="cpu")
     second.build(None, cfg.policy)
     second.restore_checkpoint(ckpt)
 

@@ -109,13 +109,13 @@ def test_lora_mode_trains_adapters_and_head_only(tiny_bert: Path, sentiment_csv:
 
 def test_lora_adapters_save_load_and_merge_to_identical_outputs(tiny_bert: Path, sentiment_csv: Path,
                                                                 tmp_path: Path) -> None:
-    from rlft.core.rundir import RunDir
+    from rlft.core.checkpoint import Checkpointer
 
     cfg = _cfg(tiny_bert, sentiment_csv, "lora", epochs=2, batch_size=16, lr=0.01, head_lr=0.01)
     train, held_out = load_splits(cfg.data, seed=0)
     model, _ = build_model(cfg, 2, seed=0)
-    run = RunDir.create(tmp_path / "run")
-    trainer = Trainer(model, cfg, train, held_out, seed=0, device="cpu", run=run)
+    checkpoints = Checkpointer(tmp_path / "ckpt")
+    trainer = Trainer(model, cfg, train, held_out, seed=0, device="cpu", checkpoints=checkpoints)
     trainer.fit()
     batch = model.prepare(held_out.inputs)
     model.eval()
@@ -125,7 +125,7 @@ def test_lora_adapters_save_load_and_merge_to_identical_outputs(tiny_bert: Path,
 
     # Load: a fresh model with adapters injected + the checkpoint's trainable tensors (adapters and head only).
     fresh, _ = build_model(cfg, 2, seed=123)
-    resumed = Trainer(fresh, cfg, train, held_out, seed=0, device="cpu", run=run)
+    resumed = Trainer(fresh, cfg, train, held_out, seed=0, device="cpu", checkpoints=checkpoints)
     assert resumed.maybe_resume()
     saved = set(resumed.trainable_state())
     assert saved and all("lora_" in k or k.startswith("head.") for k in saved)
@@ -165,7 +165,7 @@ class _StopAt:
 
 
 def test_resume_continues_to_the_same_weights(tmp_path: Path) -> None:
-    from rlft.core.rundir import RunDir
+    from rlft.core.checkpoint import Checkpointer
 
     cfg = ClassifyConfig(data=DataConfig(source="digits", max_train=200, max_eval=100), backbone="mlp",
                          epochs=2, batch_size=32, lr=1e-3, log_every=1, checkpoint_every=3)
@@ -180,13 +180,14 @@ def test_resume_continues_to_the_same_weights(tmp_path: Path) -> None:
     Trainer(model, cfg, train, held_out, seed=0, device="cpu").fit()  # type: ignore[arg-type]
     straight = {k: v.clone() for k, v in model.state_dict().items()}
 
-    run = RunDir.create(tmp_path / "run")
+    checkpoints = Checkpointer(tmp_path / "run" / "checkpoints" / "classify")
     model, train, held_out = fresh()
     with pytest.raises(_Interrupt):
-        Trainer(model, cfg, train, held_out, seed=0, device="cpu", run=run,  # type: ignore[arg-type]
+        Trainer(model, cfg, train, held_out, seed=0, device="cpu", checkpoints=checkpoints,  # type: ignore[arg-type]
                 metrics=_StopAt(10)).fit()  # type: ignore[arg-type]
     model, train, held_out = fresh()
-    trainer = Trainer(model, cfg, train, held_out, seed=0, device="cpu", run=run)  # type: ignore[arg-type]
+    trainer = Trainer(model, cfg, train, held_out, seed=0, device="cpu",  # type: ignore[arg-type]
+                      checkpoints=checkpoints)
     assert trainer.maybe_resume() and trainer.step == 9
     trainer.fit()
     for key, value in model.state_dict().items():
@@ -205,23 +206,24 @@ def test_tiny_bert_learns_the_toy_task(tiny_bert: Path, sentiment_csv: Path) -> 
 def test_mlm_stage_feeds_classify(tiny_bert: Path, sentiment_csv: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from rlft.core.config import from_dict
-    from rlft.pipeline.runner import PipelineConfig, run_pipeline
+    from rlft.pipeline.config import pipeline_from_dict
+    from rlft.pipeline.runner import run_pipeline
 
-    cfg = from_dict(PipelineConfig, {
+    cfg = pipeline_from_dict({
         "stages": ["mlm", "classify"],
-        "mlm": {"backbone": str(tiny_bert), "steps": 6, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 3},
+        "mlm": {"backbone": str(tiny_bert), "steps": 6, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 3,
+                "data": {"source": str(sentiment_csv)}},
         "classify": {"backbone": "previous", "data": {"source": str(sentiment_csv)}, "max_length": 8,
                      "epochs": 1, "tuning": {"mode": "lora", "lora_r": R}},
     })
     results = run_pipeline(cfg, tmp_path / "run")
-    encoder = Path(results["mlm"]["outputs"]["encoder"])
+    encoder = Path(str(results["mlm"].outputs.encoder))
     assert (encoder / "config.json").is_file() and (encoder / "tokenizer.json").is_file()
-    assert results["mlm"]["metrics"]["steps"] == 6 and results["mlm"]["metrics"]["loss"] > 0
+    assert results["mlm"].metrics["steps"] == 6 and results["mlm"].metrics["loss"] > 0
     before = load_file(str(tiny_bert / "model.safetensors"))
     after = load_file(str(encoder / "model.safetensors"))
     key = "embeddings.word_embeddings.weight"
     assert not torch.equal(before[key], after[key])  # masked-LM training moved the encoder
-    metrics = results["classify"]["metrics"]
+    metrics = results["classify"].metrics
     assert metrics["backbone"] == "previous" and 0.0 <= metrics["accuracy"] <= 1.0
     assert (tmp_path / "run" / "final" / "encoder" / "config.json").is_file()

@@ -26,13 +26,14 @@ def test_env_passes_the_gymnasium_checker_and_pays_for_the_right_label() -> None
 
 def test_ppo_learns_a_separable_task_as_one_step_episodes() -> None:
     from rlft.policies.networks import PolicySpec
-    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner, gym_evaluator
+    from rlft.policy.hooks import env_hooks
+    from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
-    cfg = FinetuneConfig(init="scratch", total_timesteps=3072, n_envs=4, n_steps=64, batch_size=64, n_epochs=4,
+    cfg = FinetuneConfig(start_from="scratch", total_timesteps=3072, n_envs=4, n_steps=64, batch_size=64, n_epochs=4,
                          learning_rate=3e-3, lr_schedule="constant", kl_coef=0.0, eval_every=0, gamma=1.0,
-                         gae_lambda=1.0)
-    runner = FinetuneRunner(cfg=cfg, run=None, env_spec=SPEC, env_kwargs={}, seed=0, device="cpu",
-                            evaluator=gym_evaluator(SPEC, {}, episodes=200, seed=1000))
+                         gae_lambda=1.0, eval_episodes=200)
+    runner = FinetuneRunner(cfg=cfg, env_spec=SPEC, env_kwargs={}, seed=0, device="cpu",
+                            evaluator=env_hooks(SPEC).evaluator(cfg, seed=1000))
     runner.build(None, PolicySpec(net_arch=[16]))
     runner.learn()
     first, last = runner.history[0][1]["eval/mean_return"], runner.history[-1][1]["eval/mean_return"]

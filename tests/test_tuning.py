@@ -97,9 +97,9 @@ def test_lora_save_load_merge_identical_outputs(tmp_path: Path) -> None:
 def test_finetune_stage_respects_tuning_mode(mode: str, tmp_path: Path) -> None:
     from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
-    cfg = FinetuneConfig(init="scratch", total_timesteps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1,
+    cfg = FinetuneConfig(start_from="scratch", total_timesteps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1,
                          tuning=TuningConfig(mode=mode))  # type: ignore[arg-type]
-    runner = FinetuneRunner(cfg=cfg, run=None, env_spec="cartpole", env_kwargs={}, seed=0, device="cpu")
+    runner = FinetuneRunner(cfg=cfg, env_spec="cartpole", env_kwargs={}, seed=0, device="cpu")
     runner.build(None, PolicySpec(net_arch=[64, 64]))
     frozen = {k: v.clone() for k, v in runner.model.policy.state_dict().items()
               if "lora_" not in k and not k.startswith(("action_net", "value_net"))

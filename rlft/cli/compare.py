@@ -1,14 +1,14 @@
-"""``rlft compare``: the subcommand of :mod:`rlft.supervised.compare` (registered through ``_EXTRA_COMMANDS``)."""
+"""``rlft compare``: one table and plot of runs: headline, parameters, time, memory (:mod:`rlft.pipeline.compare`)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
+
+from rlft.cli.common import print_table, subcommand
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rlft.cli.main import print_table
     from rlft.pipeline.compare import COLUMNS, _cell, compare_runs, write_report
 
     rows = compare_runs(args.runs)
@@ -18,9 +18,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, make_subparser: Callable[..., argparse.ArgumentParser]) -> None:
+def register(sub: Any) -> None:
     """Add ``compare`` to the ``rlft`` command line."""
-    p = make_subparser(sub, "compare", "compare runs: headline metric, trainable/total parameters, wall time, peak "
+    p = subcommand(sub, "compare", "compare runs: headline metric, trainable/total parameters, wall time, peak "
                        "memory (table + Markdown + PNG)",
                        "rlft compare runs/txt-full runs/txt-freeze runs/txt-lora --out reports/txt")
     p.add_argument("runs", nargs="+", help="run folders (classifier, game-agent or LLM runs)")

@@ -1,7 +1,7 @@
 """Game subcommands of the ``rlft`` CLI: ``play`` (a human against an agent), ``arena`` (round robin + Elo) and
 ``render`` (a GIF of one game).
 
-Registered by :mod:`rlft.cli` through ``register(subparsers, make_subparser)``.
+Registered by :mod:`rlft.cli.main` through ``register(subparsers)``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from rlft.cli.common import agent_env, print_table, subcommand
 from rlft.core.errors import ConfigError, PluginError
 
 
@@ -22,9 +23,7 @@ def _env_of(agent: str, env: str | None) -> str:
     if env:
         return env
     if Path(agent).exists():
-        from rlft.cli.main import _agent_env
-
-        return _agent_env(agent, None)[0]
+        return agent_env(agent, None)[0]
     raise ConfigError("Pass --env (e.g. --env connect_four): the agent is not a run folder that names its env.")
 
 
@@ -117,7 +116,6 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_arena(args: argparse.Namespace) -> int:
     import json
 
-    from rlft.cli.main import print_table
     from rlft.core.envs import resolve_env
     from rlft.policy.games.arena import arena
 
@@ -168,9 +166,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, make_subparser: Callable[..., argparse.ArgumentParser]) -> None:
+def register(sub: Any) -> None:
     """Add ``play``, ``arena`` and ``render`` to the ``rlft`` command line."""
-    p = make_subparser(sub, "play", "play a two-player game against an agent in the terminal",
+    p = subcommand(sub, "play", "play a two-player game against an agent in the terminal",
                        "rlft play runs/c4 --env connect_four --seat 0 --save data/my-games")
     p.add_argument("agent", help="the opponent: a run/checkpoint, or a built-in agent (alphabeta:2, perfect, random)")
     p.add_argument("--env", help="env spec (default: the run's env)")
@@ -180,7 +178,7 @@ def register(sub: Any, make_subparser: Callable[..., argparse.ArgumentParser]) -
     p.add_argument("--save", metavar="DIR", help="save your games (both seats) as a Minari dataset in DIR")
     p.set_defaults(func=cmd_play)
 
-    p = make_subparser(sub, "arena", "round robin between agents: win matrix and Elo ratings",
+    p = subcommand(sub, "arena", "round robin between agents: win matrix and Elo ratings",
                        "rlft arena runs/c4 alphabeta:2 random --env connect_four --episodes 100")
     p.add_argument("agents", nargs="+", help="agent specs: runs, checkpoints, built-in agents, module:Class")
     p.add_argument("--env", help="env spec (default: the first agent's run env)")
@@ -190,7 +188,7 @@ def register(sub: Any, make_subparser: Callable[..., argparse.ArgumentParser]) -
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.set_defaults(func=cmd_arena)
 
-    p = make_subparser(sub, "render", "write a GIF of one game between two agents",
+    p = subcommand(sub, "render", "write a GIF of one game between two agents",
                        "rlft render runs/c4 alphabeta:2 --env connect_four --out game.gif")
     p.add_argument("first", help="agent in the first seat")
     p.add_argument("second", help="agent in the second seat")

@@ -6,7 +6,11 @@ pickle -- written atomically; the newest ``keep`` are kept. Resume picks the new
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from rlft.core.rundir import load_safetensors, read_json, write_json
+from rlft.core.rundir import AtomicDir, load_safetensors, read_json, write_json
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -109,3 +113,65 @@ def load_trainer_state(folder: str | Path) -> TrainerState:
     meta = read_json(folder / "trainer_state.json", "trainer state")
     tensors = load_safetensors(folder / "trainer_state.safetensors", "trainer state")
     return TrainerState(counters=meta["counters"], tensors=tensors, meta=meta)
+
+
+class Checkpointer:
+    """The checkpoints of one stage: ``root/<step>/`` folders (zero-padded), each written atomically.
+
+    ``write(step)`` yields a temporary folder and renames it into place when the block ends without an error, then
+    removes all but the newest ``keep`` checkpoints (0 keeps all). ``adopt`` moves a folder another library wrote
+    (a Hugging Face ``checkpoint-N``) into place the same way. ``latest()`` ignores anything that is not a complete
+    checkpoint (temporary folders of a killed write).
+
+    Example::
+
+        ckpt = Checkpointer(run.checkpoints_dir / "imitate", keep=2)
+        with ckpt.write(step=5) as folder:
+            save_file(weights, str(folder / "model.safetensors"))
+        ckpt.latest()  # .../checkpoints/imitate/000000005
+    """
+
+    def __init__(self, root: str | Path, keep: int = 2) -> None:
+        self.root = Path(root)
+        self.keep = keep
+
+    def path(self, step: int) -> Path:
+        return self.root / f"{int(step):09d}"
+
+    @contextmanager
+    def write(self, step: int) -> Iterator[Path]:
+        """A temporary folder that becomes checkpoint ``step`` when the block completes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with AtomicDir(self.path(step)) as tmp:
+            yield tmp
+        self.prune()
+
+    def adopt(self, folder: str | Path, step: int) -> Path:
+        """Move a finished checkpoint folder written elsewhere (on the same disk) into place as ``step``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.path(step)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(folder, target)
+        self.prune()
+        return target
+
+    def all(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d for d in self.root.iterdir() if d.is_dir() and d.name.isdigit())
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint (None when there is none)."""
+        found = self.all()
+        return found[-1] if found else None
+
+    def step_of(self, folder: Path) -> int:
+        return int(folder.name)
+
+    def prune(self) -> None:
+        """Remove all but the newest ``keep`` checkpoints."""
+        if self.keep > 0:
+            for old in self.all()[:-self.keep]:
+                shutil.rmtree(old, ignore_errors=True)

@@ -50,7 +50,7 @@ def param(
 # --------------------------------------------------------------------------------------------------------------
 
 
-class _Origins:
+class Origins:
     """Remembers where each dotted key came from, so errors can name the file or the ``--set`` flag."""
 
     def __init__(self, default: str) -> None:
@@ -70,7 +70,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, key: str, origins: _Origins) -> Any:
+def _coerce(value: Any, tp: Any, key: str, origins: Origins) -> Any:
     """Check ``value`` against the annotation ``tp``; convert where lossless (int -> float, '3e-4' -> float)."""
 
     def fail(expected: str) -> ConfigError:
@@ -117,7 +117,7 @@ def _coerce(value: Any, tp: Any, key: str, origins: _Origins) -> Any:
             return value
         if not isinstance(value, dict):
             raise fail(f"a mapping of {_type_name(tp)} fields")
-        return _build(tp, value, key, origins)  # type: ignore[arg-type]
+        return build(tp, value, key, origins)  # type: ignore[arg-type]
     return _coerce_scalar(value, tp, fail)
 
 
@@ -151,7 +151,7 @@ def _coerce_scalar(value: Any, tp: Any, fail: Any) -> Any:
     return value
 
 
-def _check_bounds(value: Any, field: dataclasses.Field[Any], key: str, origins: _Origins) -> None:
+def _check_bounds(value: Any, field: dataclasses.Field[Any], key: str, origins: Origins) -> None:
     if value is None or not isinstance(value, int | float):
         return
     meta = field.metadata
@@ -166,7 +166,12 @@ def _check_bounds(value: Any, field: dataclasses.Field[Any], key: str, origins: 
             )
 
 
-def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: _Origins) -> T:
+def build(cls: type[T], data: dict[str, Any], prefix: str, origins: Origins) -> T:
+    """Build and validate ``cls`` from plain data; ``prefix`` is its dotted key (for error messages).
+
+    A class may declare ``renamed: ClassVar[dict[str, str]]`` (old field name -> new one) so an old key in a user's
+    config gets an error naming the new key.
+    """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -174,6 +179,11 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: _Origins) -
         key = f"{prefix}.{raw_key}" if prefix else str(raw_key)
         if raw_key not in fields:
             known = ", ".join(sorted(fields))
+            renamed = getattr(cls, "renamed", {}).get(raw_key)
+            if renamed:
+                new = f"{prefix}.{renamed}" if prefix else renamed
+                raise ConfigError(f"Config key '{key}' (from {origins.of(key)}) was renamed: it is now '{new}'. "
+                                  "Rename it in that file (or in your --set flag).")
             raise ConfigError(
                 f"Unknown config key '{key}' (from {origins.of(key)}). Valid keys here are: {known}. "
                 "Check the spelling, or run `rlft config --show` to print every key with its default."
@@ -217,7 +227,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str], origins: _Origins | None = None) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str], origins: Origins | None = None) -> dict[str, Any]:
     """Write ``--set`` overrides into a nested dict (in place) and return it."""
     for text in overrides:
         key, value = parse_override(text)
@@ -252,9 +262,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str = "<dict>", overrides: list[str] | None = None) -> T:
     """Build and validate a config dataclass from plain data plus ``--set`` overrides."""
-    origins = _Origins(source)
+    origins = Origins(source)
     data = apply_overrides(dict(data), overrides or [], origins)
-    return _build(cls, data, "", origins)
+    return build(cls, data, "", origins)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -172,21 +171,3 @@ class RunDir:
         data = self.progress()
         data["stages"][stage] = result
         write_json(self.path / RUN_FILE, data)
-
-    # -- checkpoints ---------------------------------------------------------------------------------------
-    def checkpoint_dir(self, stage: str, step: int) -> Path:
-        return self.checkpoints_dir / f"{stage}-{step:09d}"
-
-    def latest_checkpoint(self, stage: str) -> Path | None:
-        """The newest complete checkpoint of ``stage`` (temp folders of a killed write are ignored)."""
-        if not self.checkpoints_dir.is_dir():
-            return None
-        pattern = re.compile(rf"^{re.escape(stage)}-(\d+)$")
-        found = [(int(m.group(1)), d) for d in self.checkpoints_dir.iterdir() if (m := pattern.match(d.name))]
-        return max(found)[1] if found else None
-
-    def checkpoints(self, stage: str | None = None) -> list[Path]:
-        if not self.checkpoints_dir.is_dir():
-            return []
-        return sorted(d for d in self.checkpoints_dir.iterdir() if not d.name.startswith(".")
-                      and (stage is None or d.name.startswith(f"{stage}-")))

@@ -1,7 +1,9 @@
-"""Wall time and peak memory of a stage, recorded in its results so `rlft compare` can show the cost of a run.
+"""Runtime: the device, seeds, CPU threads, and the wall time and peak memory of a stage.
 
-Peak host memory is the process's maximum resident set size (``resource.getrusage``); it covers the whole process
-up to that point, so in a multi-stage run it is the peak so far. On CUDA the peak allocated GPU memory is added.
+``resolve_device("auto")`` picks CUDA when present; :func:`seed_everything` seeds Python, NumPy and torch;
+:class:`ResourceMeter` records wall time and peak memory so `rlft compare` can show the cost of a run. Peak host
+memory is the process's maximum resident set size (``resource.getrusage``); it covers the whole process up to that
+point, so in a multi-stage run it is the peak so far. On CUDA the peak allocated GPU memory is added.
 
 Example::
 
@@ -12,9 +14,11 @@ Example::
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 
+import numpy as np
 import torch
 
 
@@ -48,3 +52,16 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def set_threads(num_threads: int) -> None:
+    """Let torch use ``num_threads`` CPU threads (0: leave torch's default)."""
+    if num_threads:
+        torch.set_num_threads(num_threads)

@@ -43,6 +43,9 @@ class DataConfig:
 class MLMConfig:
     """Settings of the ``mlm`` stage (masked-language-model training of a text encoder)."""
 
+    data: DataConfig = field(default_factory=DataConfig)
+    """The texts to learn from: the inputs of the training split (labels are ignored; the held-out split is never
+    seen). Use the `classify` stage's data (a YAML anchor: `data: &text {...}` there, `data: *text` here)."""
     backbone: str = "minilm"
     """The encoder to train: `minilm`, an HF model folder, or a cached hub id."""
     steps: int = param(200, ge=1)
@@ -60,9 +63,12 @@ class MLMConfig:
 
 
 @dataclass
-class ImagePretrainConfig:
+class SSLImageConfig:
     """Settings of the ``ssl_image`` stage (self-supervised image encoder training)."""
 
+    data: DataConfig = field(default_factory=DataConfig)
+    """The images to learn from: the inputs of the training split (labels are ignored; the held-out split is never
+    seen). Use the `classify` stage's data (a YAML anchor)."""
     objective: Literal["rotation", "masked_pixels", "contrastive"] = "contrastive"
     """`rotation`: predict the rotation (0/90/180/270); `masked_pixels`: reconstruct hidden 2x2 patches;
     `contrastive`: SimCLR -- two random shifts/erasures of an image should map close, other images far."""

@@ -16,14 +16,15 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from rlft.core.checkpoint import load_trainer_state, save_trainer_state
+from rlft.core.checkpoint import Checkpointer, load_trainer_state, save_trainer_state
 from rlft.core.errors import CheckpointError
 from rlft.core.metrics import MetricLogger, log
-from rlft.core.rundir import AtomicDir, RunDir, load_safetensors
+from rlft.core.rundir import load_safetensors
 from rlft.core.tuning import TuningConfig, apply_tuning
 from rlft.encoder.config import LR_BY_MODE, ClassifyConfig
 from rlft.encoder.data import Examples
 from rlft.encoder.evaluate import _to_device, evaluate
+from rlft.encoder.loop import set_lr
 from rlft.encoder.models import Classifier, resolve_backbone
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Trainer:
-    """Trains one classifier on ``train``; evaluates on ``held_out`` after each epoch; checkpoints into ``run``."""
+    """Trains one classifier on ``train``; evaluates on ``held_out`` after each epoch; checkpoints as it goes."""
 
     model: Classifier
     cfg: ClassifyConfig
@@ -41,8 +42,9 @@ class Trainer:
     seed: int
     device: str
     name: str = "classify"
-    """Checkpoint prefix (``DIR/checkpoints/<name>-<step>``)."""
-    run: RunDir | None = None
+    """The trainer's name in log lines."""
+    checkpoints: Checkpointer | None = None
+    """Where checkpoints go (None: none)."""
     metrics: MetricLogger | None = None
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -72,8 +74,7 @@ class Trainer:
                 batch = self.train.subset(index)
                 logits = self.model(_to_device(self.model.prepare(batch.inputs), self.device))
                 loss = F.cross_entropy(logits, torch.as_tensor(batch.labels, device=self.device))
-                for group in self.optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * (1.0 - self.step / self.total_steps)
+                set_lr(self.optimizer, self.step, self.total_steps)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
@@ -100,20 +101,15 @@ class Trainer:
         return {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
 
     def save_checkpoint(self) -> None:
-        if self.run is None:
+        if self.checkpoints is None:
             return
-        with AtomicDir(self.run.checkpoint_dir(self.name, self.step)) as tmp:
+        with self.checkpoints.write(self.step) as tmp:
             save_file(self.trainable_state(), str(tmp / "trainable.safetensors"))
             save_trainer_state(tmp, self.optimizer, {"step": self.step, "history": self.history})
-        for old in self.run.checkpoints(self.name)[:-2]:
-            if old.name.rsplit("-", 1)[0] == self.name:
-                import shutil
-
-                shutil.rmtree(old, ignore_errors=True)
 
     def maybe_resume(self) -> bool:
         """Continue from this trainer's newest checkpoint, if any (True when one was loaded)."""
-        latest = self.run.latest_checkpoint(self.name) if self.run is not None else None
+        latest = self.checkpoints.latest() if self.checkpoints is not None else None
         if latest is None:
             return False
         state = load_safetensors(latest / "trainable.safetensors", "checkpoint weights")
@@ -126,7 +122,7 @@ class Trainer:
         trainer.restore(self.optimizer)
         self.step = int(trainer.counters["step"])
         self.history = list(trainer.counters["history"])
-        log.info("%s: resuming from %s (step %d)", self.name, latest.name, self.step)
+        log.info("%s: resuming from checkpoint %s (step %d)", self.name, latest, self.step)
         return True
 
 

@@ -1,12 +1,12 @@
-"""Config sections of the LLM stages (``init``, ``pretrain``, ``sft``, ``rl``, ``llm_eval``).
+"""Config sections of the LLM stages (``build``, ``pretrain``, ``sft``, ``rl``, ``llm_eval``).
 
 Each is a plain dataclass with a docstring under every field; the pipeline config holds one field
 per section, so ``--set sft.epochs=3`` works like any other key. The model a stage starts from is the model the
-previous LLM stage produced, else ``model.name`` (a hub id or a local folder).
+previous LLM stage produced, else ``model.name`` (a hub id or a local folder). A leaf module: it imports only the core.
 
 Example::
 
-    stages: [init, pretrain, sft, rl, llm_eval]
+    stages: [build, pretrain, sft, rl, llm_eval]
     rl: {algorithm: grpo, rewards: [{fn: exact_match, weight: 1.0}]}
 """
 
@@ -16,21 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rlft.core.config import param
-
-
-@dataclass
-class LLMModelConfig:
-    """The causal LM the first LLM stage starts from (later stages continue from the previous stage's model)."""
-
-    name: str = ""
-    """Hugging Face causal-LM id or local folder. Empty: the model must come from an earlier stage (e.g. `init`)."""
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    """Weights dtype when loading `name`."""
-    trust_remote_code: bool = False
-    """Allow model code shipped with a hub repo to run (off by default: it executes code from the download)."""
-    num_threads: int = param(0, ge=0)
-    """CPU threads of the LLM stages only, overriding the pipeline's top-level `num_threads` (0: no override).
-    Prefer the top-level key; this one is for a pipeline that mixes LLM and other stages."""
+from rlft.core.tuning import TuningConfig
 
 
 @dataclass
@@ -59,8 +45,50 @@ class LLMDataConfig:
 
 
 @dataclass
-class InitConfig:
-    """Settings of the ``init`` stage: a tokenizer trained on a corpus, and a tiny Qwen2-style causal LM."""
+class RewardSpec:
+    """One reward term: a function (built-in name, `pkg.module:fn`, `file.py:fn`) or a reward model, and its weight."""
+
+    fn: str = ""
+    """Built-in (`exact_match`, `regex_match`, `length_penalty`), `pkg.module:fn` or `path/to/file.py:fn`.
+    Contract (TRL's): `fn(prompts, completions, **columns) -> list[float | None]`."""
+    model: str = ""
+    """Instead of `fn`: a sequence-classification reward model (local folder or hub id); its logit is the reward."""
+    weight: float = 1.0
+    """Weight of this term in the summed reward."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments bound to the function (e.g. `pattern` for `regex_match`, `column` for `exact_match`)."""
+
+    def validate(self) -> None:
+        if bool(self.fn) == bool(self.model):
+            raise ValueError("a reward needs exactly one of `fn` (a function spec) or `model` (a reward model path).")
+
+
+
+@dataclass
+class LLMEvalConfig:
+    """Held-out evaluation of an LLM: the ``llm_eval`` stage's section, and the ``eval`` key of every LLM training
+    stage (run before and after it trains)."""
+
+    data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(split="test", size=200, seed=1))
+    """Held-out prompts with reference completions."""
+    enabled: bool = True
+    """In a training stage's `eval`: evaluate before and after it trains (the `llm_eval` stage always evaluates)."""
+    max_new_tokens: int = param(16, ge=1)
+    """Longest generated completion."""
+    temperature: float = param(1.0, gt=0)
+    """Temperature of the sampled evaluation (greedy is always measured too)."""
+    batch_size: int = param(200, ge=1)
+    """Prompts generated at once."""
+    seed: int = param(1234, ge=0)
+    """Seed of the sampled evaluation (the same before and after a stage, so the figures are comparable)."""
+    rewards: list[RewardSpec] = field(default_factory=list)
+    """Reward functions whose mean over the sampled completions is reported as `reward` (functions only; a training
+    stage's `rl.rewards` are used for its own before/after figures)."""
+
+
+@dataclass
+class BuildConfig:
+    """Settings of the ``build`` stage: a tokenizer trained on a corpus, and a tiny Qwen2-style causal LM."""
 
     data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(size=5000))
     """Corpus the tokenizer vocabulary is built from."""
@@ -107,10 +135,12 @@ class PretrainConfig:
     """Write a resumable checkpoint every N steps (the newest two are kept)."""
     logging_steps: int = param(20, ge=1)
     """Log train/loss every N steps."""
+    eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)
+    """Held-out evaluation before and after this stage trains."""
 
 
 @dataclass
-class SFTStageConfig:
+class SFTConfig:
     """Settings of the ``sft`` stage: TRL `SFTTrainer` on prompt/completion demonstrations."""
 
     data: LLMDataConfig = field(default_factory=LLMDataConfig)
@@ -131,29 +161,15 @@ class SFTStageConfig:
     """Write a resumable checkpoint every N steps."""
     logging_steps: int = param(20, ge=1)
     """Log train/loss every N steps."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """Which parameters train: `full`, `freeze` (embeddings and early blocks frozen) or `lora` (PEFT adapter)."""
+    eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)
+    """Held-out evaluation before and after this stage trains."""
 
-
-@dataclass
-class RewardSpec:
-    """One reward term: a function (built-in name, `pkg.module:fn`, `file.py:fn`) or a reward model, and its weight."""
-
-    fn: str = ""
-    """Built-in (`exact_match`, `regex_match`, `length_penalty`), `pkg.module:fn` or `path/to/file.py:fn`.
-    Contract (TRL's): `fn(prompts, completions, **columns) -> list[float | None]`."""
-    model: str = ""
-    """Instead of `fn`: a sequence-classification reward model (local folder or hub id); its logit is the reward."""
-    weight: float = 1.0
-    """Weight of this term in the summed reward."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments bound to the function (e.g. `pattern` for `regex_match`, `column` for `exact_match`)."""
-
-    def validate(self) -> None:
-        if bool(self.fn) == bool(self.model):
-            raise ValueError("a reward needs exactly one of `fn` (a function spec) or `model` (a reward model path).")
 
 
 @dataclass
-class RLStageConfig:
+class RLConfig:
     """Settings of the ``rl`` stage: reward-driven fine-tuning with TRL's GRPO or RLOO."""
 
     algorithm: Literal["grpo", "rloo"] = "grpo"
@@ -190,6 +206,10 @@ class RLStageConfig:
     """Write a resumable checkpoint every N steps."""
     logging_steps: int = param(5, ge=1)
     """Log reward, KL and completion length every N steps."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """Which parameters train: `full`, `freeze` (embeddings and early blocks frozen) or `lora` (PEFT adapter)."""
+    eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)
+    """Held-out evaluation before and after this stage trains."""
 
     def validate(self) -> None:
         if self.batch_size % self.num_generations:
@@ -197,19 +217,3 @@ class RLStageConfig:
                              f"({self.num_generations}): every prompt needs a full group of completions.")
 
 
-@dataclass
-class LLMEvalConfig:
-    """Held-out evaluation of an LLM, run before and after every LLM training stage and by the ``llm_eval`` stage."""
-
-    data: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(split="test", size=200, seed=1))
-    """Held-out prompts with reference completions."""
-    enabled: bool = True
-    """Evaluate before and after each LLM training stage (the `llm_eval` stage always evaluates)."""
-    max_new_tokens: int = param(16, ge=1)
-    """Longest generated completion."""
-    temperature: float = param(1.0, gt=0)
-    """Temperature of the sampled evaluation (greedy is always measured too)."""
-    batch_size: int = param(200, ge=1)
-    """Prompts generated at once."""
-    seed: int = param(1234, ge=0)
-    """Seed of the sampled evaluation (the same before and after a stage, so the figures are comparable)."""

@@ -1,16 +1,27 @@
-"""x"""
+"""Held-out evaluation of a causal LM: exact match (greedy and sampled) and the held-out reward.
+
+:func:`evaluate_llm` decodes every held-out prompt greedily and once more by sampling (temperature
+``cfg.temperature``, a fixed seed so before/after figures compare like with like), scores exact match against the
+reference completion, and -- given reward functions -- the weighted reward of the sampled completions. Every LLM
+training stage calls it before and after training (its ``eval`` section); the ``llm_eval`` stage calls it on the
+run's current model.
+
+Example::
+
+    figures = evaluate_llm(model, tokenizer, LLMEvalConfig())
+    figures["greedy_em"], figures["sampled_em"]
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import Any
 
 from rlft.core.metrics import log
 from rlft.llm.config import LLMEvalConfig
 from rlft.llm.data import load_examples
 from rlft.llm.generation import generate
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
+from rlft.pipeline.context import StageContext
 
 
 def evaluate_llm(model: Any, tokenizer: Any, cfg: LLMEvalConfig, rewards: tuple[list[Any], list[float]] | None = None,
@@ -37,15 +48,18 @@ def evaluate_llm(model: Any, tokenizer: Any, cfg: LLMEvalConfig, rewards: tuple[
     return figures
 
 
-def report(ctx: StageContext, model: Any, tokenizer: Any, when: str, step: int,
-           rewards: tuple[list[Any], list[float]] | None = None) -> dict[str, float]:
-    """Evaluate on the held-out prompts, log ``eval/*`` to the stage's TensorBoard and print one line."""
-    cfg = ctx.cfg.llm_eval
-    if not cfg.enabled and ctx.stage != "llm_eval":
+def report(ctx: StageContext[Any], cfg: LLMEvalConfig, model: Any, tokenizer: Any, when: str, step: int,
+           rewards: tuple[list[Any], list[float]] | None = None, *, always: bool = False) -> dict[str, float]:
+    """Evaluate on ``cfg``'s held-out prompts, log ``eval/*`` to the stage's TensorBoard and print one line.
+
+    A training stage passes its ``eval`` section (skipped when ``enabled`` is off, unless ``always``).
+    """
+    if not (cfg.enabled or always):
         return {}
-    figures = evaluate_llm(model, tokenizer, cfg, rewards)
+    data = dataclasses.replace(cfg.data, source=ctx.artifacts.data_source(cfg.data.source))
+    figures = evaluate_llm(model, tokenizer, dataclasses.replace(cfg, data=data), rewards)
     with ctx.metrics() as m:
         m.log({f"eval/{k}": v for k, v in figures.items()}, step=step)
     shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items() if k != "prompts")
-    log.info("%s: held-out %s (%d prompts): %s", ctx.stage, when, figures["prompts"], shown)
+    log.info("%s: held-out %s (%d prompts): %s", ctx.name, when, figures["prompts"], shown)
     return figures

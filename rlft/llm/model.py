@@ -11,7 +11,7 @@
 Example::
 
     tok = train_tokenizer(["1+2=3", "4+5=9"], level="char")
-    model = build_tiny_model(tok, InitConfig())
+    model = build_tiny_model(tok, BuildConfig())
     save_model(model, tok, "runs/x/stages/init")
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from rlft.core.errors import CheckpointError, ConfigError
 from rlft.core.rundir import AtomicDir, write_json
 from rlft.core.tuning import TuningConfig
-from rlft.llm.config import InitConfig
+from rlft.llm.config import BuildConfig
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
@@ -47,7 +47,7 @@ def train_tokenizer(texts: list[str], level: str = "char", vocab_size: int = 100
     return fast
 
 
-def build_tiny_model(tokenizer: Any, cfg: InitConfig, seed: int = 0) -> Any:
+def build_tiny_model(tokenizer: Any, cfg: BuildConfig, seed: int = 0) -> Any:
     """A randomly initialised Qwen2 causal LM sized by ``cfg`` for ``tokenizer``'s vocabulary."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM

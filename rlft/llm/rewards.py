@@ -130,6 +130,11 @@ def resolve_reward(spec: RewardSpec) -> CheckedReward:
     return CheckedReward(fn, spec.fn, name)
 
 
+def reward_function(spec: RewardSpec) -> Any:
+    """The plain function a reward spec names (no kwargs bound, not wrapped): for capabilities it offers."""
+    return plugins.resolve(spec.fn, kind="reward function", builtins=BUILTIN_REWARDS, group="rlft.rewards")
+
+
 def load_reward_model(path: str) -> tuple[Any, Any]:
     """A sequence-classification reward model and its tokenizer (right padding, as TRL expects)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -1,59 +1,80 @@
-"""Plumbing shared by the LLM stages: the starting model, trainer arguments, resume, and the stage result.
+"""Plumbing shared by the LLM stages: the starting model, Hugging Face trainer arguments, checkpoints, the result.
 
-* The model a stage starts from is the previous LLM stage's output (``ctx.outputs["model"]``), else ``model.name``.
-* Trainer arguments point TensorBoard at ``DIR/tb/<stage>`` (transformers 5 reads ``TENSORBOARD_LOGGING_DIR``) and
-  checkpoints at ``DIR/checkpoints/<stage>/checkpoint-<step>``; a resumed run continues from the newest one.
+* The model a stage starts from is the newest LLM an earlier stage produced (``ctx.artifacts.model``), else
+  ``model.name`` from the shared block.
+* Trainer arguments point TensorBoard at ``DIR/tb/<stage>`` (transformers 5 reads ``TENSORBOARD_LOGGING_DIR``). The
+  trainer writes ``checkpoint-N`` into a staging folder; :class:`AdoptCheckpoints` moves each finished one into the
+  stage's checkpointer as ``DIR/checkpoints/<stage>/<step>/`` (a rename, so a kill mid-write never leaves a
+  checkpoint that cannot be resumed), keeping the newest ``keep_checkpoints``. ``--resume`` continues from the newest.
 * A stage ends by saving its model to ``DIR/stages/<stage>`` (HF folder + ``agent.json``), which the pipeline copies
   to ``DIR/final`` when it is the last model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from transformers import TrainerCallback
+
+from rlft.core.checkpoint import Checkpointer
 from rlft.core.metrics import log
+from rlft.core.runtime import set_threads
+from rlft.llm.config import LLMDataConfig
 from rlft.llm.model import load_model, load_tokenizer, save_model
+from rlft.pipeline.artifacts import Outputs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import Headline, StageResult
 
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
-
-def starting_point(ctx: StageContext) -> str:
+def starting_point(ctx: StageContext[Any]) -> str:
     """The folder or hub id this stage's model starts from."""
-    return str(ctx.outputs.get("model") or ctx.cfg.model.name)
+    return str(ctx.artifacts.model or ctx.model.name)
 
 
-def load_start(ctx: StageContext) -> tuple[Any, Any, str]:
+def load_start(ctx: StageContext[Any]) -> tuple[Any, Any, str]:
     """(model, tokenizer, source) for the stage; an unknown model is a CheckpointError naming it."""
-    set_threads(ctx)
+    set_threads(ctx.model.num_threads)
     source = starting_point(ctx)
-    what = "the previous stage's model" if ctx.outputs.get("model") else "model.name"
+    what = "the previous stage's model" if ctx.artifacts.model else "model.name"
     tokenizer = load_tokenizer(source, what)
-    model = load_model(source, ctx.cfg.model.dtype, ctx.cfg.model.trust_remote_code, what)
+    model = load_model(source, ctx.model.dtype, ctx.model.trust_remote_code, what)
     return model.to(ctx.device), tokenizer, source  # the held-out evaluation before training runs there too
 
 
-def set_threads(ctx: StageContext) -> None:
-    """Apply ``model.num_threads`` (tiny models on a shared CPU run fastest single-threaded)."""
-    if ctx.cfg.model.num_threads:
-        import torch
-
-        torch.set_num_threads(ctx.cfg.model.num_threads)
+def stage_data(ctx: StageContext[Any], data: LLMDataConfig) -> LLMDataConfig:
+    """``data`` with its source resolved: a text source an earlier stage produced (``game_text``), else as given."""
+    return dataclasses.replace(data, source=ctx.artifacts.data_source(data.source))
 
 
-def output_dir(ctx: StageContext) -> Path:
-    """Where the trainer writes its checkpoints: ``DIR/checkpoints/<stage>``."""
-    return ctx.run.checkpoints_dir / ctx.stage
+def staging_dir(ctx: StageContext[Any]) -> Path:
+    """Where the Hugging Face trainer writes ``checkpoint-N`` before it is adopted (``checkpoints/<stage>/.hf``)."""
+    return ctx.checkpointer().root / ".hf"
 
 
-def trainer_kwargs(ctx: StageContext, *, lr: float, batch_size: int, max_steps: int = -1, epochs: float = 1.0,
+class AdoptCheckpoints(TrainerCallback):
+    """Moves each ``checkpoint-N`` the trainer finished writing into the stage's :class:`Checkpointer`."""
+
+    def __init__(self, checkpoints: Checkpointer, staging: Path) -> None:
+        self.checkpoints = checkpoints
+        self.staging = staging
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        written = self.staging / f"checkpoint-{state.global_step}"
+        if written.is_dir() and state.is_world_process_zero:
+            self.checkpoints.adopt(written, int(state.global_step))
+        return control
+
+
+def trainer_kwargs(ctx: StageContext[Any], *, lr: float, batch_size: int, max_steps: int = -1, epochs: float = 1.0,
                    save_steps: int = 100, logging_steps: int = 10, warmup: float = 0.0) -> dict[str, Any]:
     """Keyword arguments common to every trainer config (TrainingArguments, SFTConfig, GRPOConfig, RLOOConfig)."""
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.tb_dir(ctx.stage))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.tb_dir(ctx.name))
     return {
-        "output_dir": str(output_dir(ctx)),
+        "output_dir": str(staging_dir(ctx)),
         "learning_rate": lr,
         "per_device_train_batch_size": batch_size,
         "max_steps": max_steps,
@@ -61,7 +82,7 @@ def trainer_kwargs(ctx: StageContext, *, lr: float, batch_size: int, max_steps: 
         "warmup_steps": warmup,
         "save_strategy": "steps",
         "save_steps": save_steps,
-        "save_total_limit": 2,
+        "save_total_limit": None,  # the checkpointer keeps the newest `keep_checkpoints`
         "logging_steps": logging_steps,
         "report_to": ["tensorboard"],
         "seed": ctx.seed,
@@ -73,23 +94,21 @@ def trainer_kwargs(ctx: StageContext, *, lr: float, batch_size: int, max_steps: 
     }
 
 
-def resume_from(ctx: StageContext) -> str | None:
-    """The newest trainer checkpoint of this stage when resuming (None: start fresh)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def callbacks(ctx: StageContext[Any]) -> list[Any]:
+    """The trainer callbacks every LLM stage adds (checkpoint adoption)."""
+    return [AdoptCheckpoints(ctx.checkpointer(), staging_dir(ctx))]
 
-    folder = output_dir(ctx)
-    if not ctx.resume or not folder.is_dir():
-        return None
-    last = get_last_checkpoint(str(folder))
+
+def resume_from(ctx: StageContext[Any]) -> str | None:
+    """The newest checkpoint of this stage when resuming (None: start fresh)."""
+    last = ctx.checkpointer().latest() if ctx.resume else None
     if last is not None:
-        log.info("%s: resuming from %s", ctx.stage, last)
-    return last
+        log.info("%s: resuming from checkpoint %s", ctx.name, last.name)
+    return str(last) if last is not None else None
 
 
-def _start_meta(ctx: StageContext) -> dict[str, Any]:
+def _start_meta(ctx: StageContext[Any]) -> dict[str, Any]:
     """``agent.json`` of the folder this stage started from (empty for a hub id or a plain HF folder)."""
-    import json
-
     path = Path(starting_point(ctx)) / "agent.json"
     try:
         meta = json.loads(path.read_text()) if path.is_file() else {}
@@ -98,16 +117,22 @@ def _start_meta(ctx: StageContext) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def finish(ctx: StageContext, model: Any, tokenizer: Any, before: dict[str, float], after: dict[str, float],
-           train: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save the stage's model to ``DIR/stages/<stage>`` and build the stage result for ``run.json``."""
-    meta: dict[str, Any] = {"stage": ctx.stage}
-    env = ctx.outputs.get("text_env") or _start_meta(ctx).get("env")
+def finish(ctx: StageContext[Any], model: Any, tokenizer: Any, before: dict[str, float], after: dict[str, float],
+           train: dict[str, Any], extra: dict[str, Any] | None = None) -> StageResult:
+    """Save the stage's model to ``DIR/stages/<stage>`` and build the stage result."""
+    meta: dict[str, Any] = {"stage": ctx.name}
+    env = (ctx.artifacts.text.env if ctx.artifacts.text else "") or _start_meta(ctx).get("env")
     if env:  # an LLM trained on a game's text: load_agent gives a game-playing agent
         meta["env"] = env
-    folder = save_model(model, tokenizer, ctx.run.stage_dir(ctx.stage), meta)
+    folder = str(save_model(model, tokenizer, ctx.output_dir(), meta))
     metrics: dict[str, Any] = {f"eval/{k}": v for k, v in after.items()}
     metrics.update({f"eval_before/{k}": v for k, v in before.items()})
     metrics.update({f"train/{k}": v for k, v in train.items() if isinstance(v, int | float)})
     metrics.update(extra or {})
-    return {"outputs": {"model": str(folder)}, "metrics": metrics}
+    return StageResult(outputs=Outputs(model=folder, agent=folder if env else None), metrics=metrics,
+                       headline=llm_headline(after))
+
+
+def llm_headline(figures: dict[str, float]) -> Headline | None:
+    """Held-out greedy exact match (None when the stage did not evaluate)."""
+    return Headline("greedy_em", float(figures["greedy_em"])) if "greedy_em" in figures else None

@@ -1,9 +1,10 @@
-"""``rlft compare``: one table and one plot across run folders -- headline metric, parameters, time, memory.
+"""``rlft compare``: one table and one plot across run folders -- headline, parameters, time, memory.
 
-Works on any run folder a pipeline wrote (``run.json`` / ``results.json``): classifier runs (held-out accuracy),
-game-agent runs (the final agent's evaluation: mean return or win rate) and LLM runs (their reward or accuracy
-metric); unknown layouts are read tolerantly and missing values shown as ``-``. Wall time is the sum of the stages'
-recorded seconds; peak memory is the largest ``peak_memory_mb`` a stage recorded.
+Works on any run folder a pipeline wrote: every stage's typed result (``results.json``, or ``run.json`` for a run
+that did not finish) declares a headline metric, and a run's headline is that of its last stage that has one -- held-out
+accuracy for a classifier, the evaluation score of a game agent, greedy exact match of an LLM. Wall time is the sum
+of the stages' seconds; peak memory is the largest ``peak_memory_mb`` a stage recorded; parameter counts are the last
+``trainable_params`` / ``total_params`` a stage reported.
 
 Example::
 
@@ -18,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import RunDirError
+from rlft.pipeline.results import StageResult
 
-HEADLINE_KEYS = ("accuracy", "win_rate", "mean_return", "greedy_em", "exact_match", "pass_rate", "mean_reward",
-                 "reward", "eval_reward", "score")
-"""Stage metrics recognised as a run's headline, in order of preference (classifier, game, LLM); a key may also
-appear as ``eval/<key>`` (LLM stages)."""
-LLM_STAGES = ("init", "pretrain", "sft", "rl", "grpo", "rloo", "dpo", "llm_eval", "game_text")
 COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
 _DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
+_KIND_NAMES = {"policy": "game agent", "llm": "llm", "encoder": "classifier", "bridge": "game text"}
 
 
-def _stages(path: Path) -> dict[str, Any]:
+def read_results(path: str | Path) -> dict[str, StageResult]:
+    """The typed results of a run folder's finished stages, in pipeline order."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"The run folder '{path}' does not exist.")
     for name in ("results.json", "run.json"):
         file = path / name
         if file.is_file():
@@ -36,21 +38,11 @@ def _stages(path: Path) -> dict[str, Any]:
                 data = json.loads(file.read_text())
             except json.JSONDecodeError as e:
                 raise RunDirError(f"'{file}' is not valid JSON ({e}); is the run still being written?") from e
-            stages = data.get("stages", data) if isinstance(data, dict) else {}
-            if stages:
-                return {k: v for k, v in stages.items() if isinstance(v, dict)}
+            stages = data.get("stages", data) if name == "run.json" and isinstance(data, dict) else data
+            if isinstance(stages, dict) and stages:
+                return {k: StageResult.from_json(v) for k, v in stages.items() if isinstance(v, dict)}
     raise RunDirError(f"'{path}' is not an rlft run folder (no results.json or run.json with finished stages). "
                       "Pass folders given to `rlft train --run-dir`.")
-
-
-def _kind(stages: dict[str, Any]) -> str:
-    if "classify" in stages:
-        return "classifier"
-    if any(s in LLM_STAGES or "llm" in s for s in stages):
-        return "llm"
-    if any(s in stages for s in ("finetune", "imitate", "record")):
-        return "game agent"
-    return "other"
 
 
 def _param_counts(metrics: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -63,53 +55,29 @@ def _param_counts(metrics: dict[str, Any]) -> tuple[int | None, int | None]:
     return found.get("trainable_params"), found.get("total_params")
 
 
-def _headline(stages: dict[str, Any]) -> tuple[str, float | None]:
-    """The run's headline metric: the last stage that reports a recognised key (eval tables for game runs)."""
-    for name, result in reversed(list(stages.items())):
-        table = result.get("table")
-        if name == "eval" and isinstance(table, dict) and table:
-            last = list(table.values())[-1]
-            per_opp = last.get("per_opponent") if isinstance(last, dict) else None
-            if isinstance(per_opp, dict) and per_opp:
-                rates = [float(r["win_rate"]) for r in per_opp.values()
-                         if isinstance(r, dict) and isinstance(r.get("win_rate"), int | float)]
-                if rates:
-                    return "eval win_rate (mean over opponents)", sum(rates) / len(rates)
-            for key in HEADLINE_KEYS:
-                if isinstance(last, dict) and isinstance(last.get(key), int | float):
-                    return f"eval {key}", float(last[key])
-        metrics = result.get("metrics", {})
-        if not isinstance(metrics, dict):
-            continue
-        for key in HEADLINE_KEYS:
-            for candidate in (key, f"eval/{key}", f"eval_{key}"):
-                if isinstance(metrics.get(candidate), int | float) and not isinstance(metrics[candidate], bool):
-                    return f"{name} {key}", float(metrics[candidate])
-    return "-", None
-
-
 def summarize_run(path: str | Path) -> dict[str, Any]:
     """One table row for a run folder."""
     path = Path(path)
-    if not path.is_dir():
-        raise RunDirError(f"The run folder '{path}' does not exist.")
-    stages = _stages(path)
-    metric, value = _headline(stages)
+    results = read_results(path)
+    with_headline = [(name, r) for name, r in results.items() if r.headline is not None]
+    metric, value, kind = "-", None, "-"
+    if with_headline:
+        name, last = with_headline[-1]
+        assert last.headline is not None
+        metric, value = f"{name} {last.headline.name}", last.headline.value
+        kind = _KIND_NAMES.get(last.family, last.family or "-")
     trainable = total = None
     peak: float | None = None
     wall = 0.0
-    for result in stages.values():
-        metrics = result.get("metrics", {}) if isinstance(result.get("metrics"), dict) else {}
-        counts = _param_counts(metrics)
+    for result in results.values():
+        counts = _param_counts(result.metrics)
         if counts[1] is not None:
             trainable, total = counts
-        if isinstance(metrics.get("peak_memory_mb"), int | float):
-            peak = max(peak or 0.0, float(metrics["peak_memory_mb"]))
-        seconds = result.get("seconds", metrics.get("wall_seconds"))
-        if isinstance(seconds, int | float):
-            wall += float(seconds)
+        if isinstance(result.metrics.get("peak_memory_mb"), int | float):
+            peak = max(peak or 0.0, float(result.metrics["peak_memory_mb"]))
+        wall += result.seconds
     share = 100.0 * trainable / total if isinstance(trainable, int) and total else None
-    return {"run": path.name, "kind": _kind(stages), "metric": metric, "value": value,
+    return {"run": path.name, "kind": kind, "metric": metric, "value": value,
             "trainable": trainable, "total": total, "trainable %": share,
             "wall s": round(wall, 1) if wall else None, "peak MiB": peak}
 

@@ -20,7 +20,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.core import plugins
 from rlft.core.agent import Agent, check_mask, load_agent
-from rlft.core.errors import IllegalActionError, PluginError
+from rlft.core.errors import ConfigError, IllegalActionError, PluginError
+from rlft.pipeline.artifacts import Artifacts
 
 
 class PolicyAgent:
@@ -145,3 +146,28 @@ def _instantiate(cls: Callable[..., Any], args: list[str], *, seed: int | None, 
     if "action_space" in params:
         kwargs["action_space"] = action_space
     return cls(*args, **kwargs)
+
+
+def start_policy(start_from: str, artifacts: Artifacts, *, by: str, device: str, trust_pickle: bool = False,
+                 env: str | None = None) -> tuple[Any, dict[str, Any]] | None:
+    """The policy a stage starts from, and its ``agent.json`` metadata; None for a fresh network.
+
+    ``start_from`` is ``""`` or ``scratch`` (a fresh network), ``previous`` (the newest agent an earlier stage
+    produced), the name of an earlier stage, or a run / checkpoint / SB3 ``.zip`` path.
+    """
+    if start_from in ("", "scratch"):
+        return None
+    if start_from == "previous":
+        path = artifacts.latest_agent()
+        if path is None:
+            raise ConfigError(f"{by} is 'previous', but no earlier stage produced an agent. Add `imitate` (or another "
+                              "stage that trains one) before it, or set it to `scratch` or a checkpoint path.")
+    elif start_from in artifacts.agents or not Path(start_from).exists() and ":" not in start_from \
+            and "/" not in start_from and not start_from.endswith(".zip"):
+        path = artifacts.agent_of(start_from, by=by)
+    else:
+        path = start_from
+    agent = load_agent(path, device=device, trust_pickle=trust_pickle, env=env)
+    if not isinstance(agent, PolicyAgent):
+        raise ConfigError(f"{by} '{start_from}' ({path}) is not a policy checkpoint that this stage can train.")
+    return agent.policy, agent.meta

@@ -1,14 +1,72 @@
-"""x"""
+"""Config sections of the policy stages (``record``, ``imitate``, ``finetune``, ``eval``) and of self-play.
+
+A leaf module: plain dataclasses with a docstring under every field, importing only the core and the network specs.
+
+Example::
+
+    stages: [record, imitate, finetune, eval]
+    finetune: {start_from: imitate, total_timesteps: 20000, kl_coef: 0.1, self_play: {opponents: [random]}}
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import ClassVar, Literal
 
 from rlft.core.config import param
+from rlft.core.tuning import TuningConfig
+from rlft.policies.networks import PolicySpec
 
-if TYPE_CHECKING:
-    pass
+
+@dataclass
+class RecordConfig:
+    """Settings of the ``record`` stage."""
+
+    agent: str = "expert"
+    """Who plays: a built-in agent of the env (`expert`, `random`, ...), a run/checkpoint/.zip, or `module:Class`."""
+    episodes: int = param(50, ge=1)
+    """Number of episodes (games) to record."""
+    out: str = ""
+    """Dataset folder. Empty: `DIR/data/record` inside the run folder."""
+    deterministic: bool = True
+    """Let the agent act greedily (False: sample, for more varied demonstrations)."""
+    trust_pickle: bool = False
+    """Allow a full SB3 `.zip` load for the agent (unpickles, so it can execute code from the file)."""
+
+
+@dataclass
+class ImitateConfig:
+    """Settings of the ``imitate`` stage."""
+
+    renamed: ClassVar[dict[str, str]] = {"init": "start_from"}
+
+    dataset: str = ""
+    """Minari dataset folder (or local dataset id). Empty: the dataset the `record` stage wrote."""
+    start_from: str = ""
+    """Start from this run / checkpoint / SB3 .zip, or the agent of an earlier stage (by name), instead of a freshly
+    initialised network. Empty: a fresh network."""
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    """The network to clone into (ignored when `start_from` is set)."""
+    epochs: int = param(20, ge=0)
+    """Behaviour-cloning passes over the training split."""
+    batch_size: int = param(256, ge=1)
+    """Minibatch size."""
+    lr: float = param(1e-3, gt=0)
+    """Adam learning rate for behaviour cloning."""
+    holdout_fraction: float = param(0.1, ge=0, lt=1)
+    """Fraction of episodes held out to measure action agreement with the expert."""
+    critic_warmup_epochs: int = param(20, ge=0)
+    """Passes fitting the value head to the recorded returns (0 disables critic warm-up)."""
+    critic_lr: float = param(1e-3, gt=0)
+    """Adam learning rate for critic warm-up."""
+    gamma: float = param(0.99, gt=0, le=1)
+    """Discount of the returns the critic is fitted to (use the fine-tuning gamma)."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """Which parameters train: full / freeze / lora."""
+    checkpoint_every: int = param(5, ge=1)
+    """Write a resumable checkpoint every N epochs."""
+    trust_pickle: bool = False
+    """Allow a full SB3 .zip load for `start_from` (unpickles: can execute code from the file)."""
 
 
 @dataclass
@@ -29,11 +87,90 @@ class SelfPlayConfig:
     """Added to every weight, so an opponent the learner always beats is still played now and then."""
     snapshot_deterministic: bool = False
     """Snapshots play greedily (False: they sample from their policy, for more varied games)."""
-    eval_opponents: list[str] = field(default_factory=list)
-    """Opponents of the periodic evaluation (empty: `eval.opponents`); the first one's win rate is the headline."""
+    eval_opponents: list[str] = field(default_factory=lambda: ["random"])
+    """Opponents of the periodic evaluation; the first one's win rate is the headline (and `stop_at`'s metric)."""
     elo_games: int = param(20, ge=0)
     """Games per pair of evaluation opponents to rate them once (for the learner's Elo curve; 0: no Elo)."""
 
     def validate(self) -> None:
         if not self.opponents and self.pool_size == 0:
             raise ValueError("self_play needs fixed opponents or pool_size > 0: the learner has nobody to play.")
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of the ``finetune`` stage (PPO hyper-parameters follow SB3's names)."""
+
+    renamed: ClassVar[dict[str, str]] = {"init": "start_from"}
+
+    start_from: str = "previous"
+    """Start from: `previous` (the newest agent an earlier stage produced, e.g. the cloned policy), the agent of an
+    earlier stage by name (`imitate`, `finetune`), `scratch`, or a run / checkpoint / SB3 .zip path."""
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    """Network used when `start_from` is `scratch`."""
+    total_timesteps: int = param(20_000, ge=1)
+    """Env steps of fine-tuning (summed over the vectorised envs)."""
+    n_envs: int = param(8, ge=1)
+    """Parallel env copies."""
+    subprocess: bool = False
+    """Run the env copies in subprocesses (SubprocVecEnv) instead of in-process."""
+    n_steps: int = param(32, ge=1)
+    """Steps per env per rollout."""
+    batch_size: int = param(256, ge=1)
+    """Minibatch size of the PPO update."""
+    n_epochs: int = param(10, ge=1)
+    """Passes over each rollout."""
+    learning_rate: float = param(3e-4, gt=0)
+    """Adam learning rate."""
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    """Learning-rate schedule over training (`linear` decays to 0)."""
+    gamma: float = param(0.99, gt=0, le=1)
+    """Discount factor."""
+    gae_lambda: float = param(0.95, ge=0, le=1)
+    """GAE lambda."""
+    clip_range: float = param(0.2, gt=0)
+    """PPO clipping range."""
+    ent_coef: float = param(0.0, ge=0)
+    """Entropy bonus coefficient."""
+    vf_coef: float = param(0.5, ge=0)
+    """Value loss coefficient."""
+    max_grad_norm: float = param(0.5, gt=0)
+    """Gradient clipping norm."""
+    target_kl: float | None = None
+    """Stop an update early when the approximate KL to the rollout policy exceeds 1.5x this (None: never)."""
+    kl_coef: float = param(0.1, ge=0)
+    """Coefficient of KL(policy || starting policy) in the loss; 0 disables the penalty."""
+    kl_decay: Literal["constant", "linear", "exponential"] = "linear"
+    """How the KL coefficient changes over training."""
+    kl_coef_final: float = param(0.0, ge=0)
+    """`linear` decay: the coefficient at the end of training."""
+    kl_half_life: float = param(0.25, gt=0)
+    """`exponential` decay: fraction of training after which the coefficient halves."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """Which parameters train: full / freeze / lora."""
+    eval_every: int = param(5_000, ge=0)
+    """Evaluate every N env steps (0: only before and after training)."""
+    eval_episodes: int = param(10, ge=1)
+    """Episodes per evaluation."""
+    checkpoint_every: int = param(10_000, ge=1)
+    """Write a resumable checkpoint every N env steps."""
+    stop_at: float | None = None
+    """Stop early once the headline eval metric (the first `eval/...` key) reaches this value (None: never)."""
+    trust_pickle: bool = False
+    """Allow a full SB3 .zip load for `start_from` (unpickles: can execute code from the file)."""
+    self_play: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    """Two-player games: fixed opponents, snapshot pool and evaluation opponents (see rlft.policy.games)."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of the ``eval`` stage."""
+
+    episodes: int = param(20, ge=1)
+    """Episodes (games) per agent (and per opponent, for games)."""
+    seed: int = param(100_000, ge=0)
+    """First episode seed; episode i uses seed + i (distinct from training seeds)."""
+    deterministic: bool = True
+    """Greedy actions (False: sample from the policy)."""
+    opponents: list[str] = field(default_factory=lambda: ["random"])
+    """Two-player games: opponent specs to play against (both seats)."""

@@ -80,6 +80,7 @@ def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, act
         pi_features, vf_features = features
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    # private SB3 API: evaluate_actions() builds the distribution with it but does not return it
     dist = policy._get_action_dist_from_latent(latent_pi)
     if masks is not None:
         dist.apply_masking(masks)  # type: ignore[attr-defined]
@@ -93,14 +94,23 @@ def reference_distribution(ref: ActorCriticPolicy, obs: torch.Tensor, masks: tor
     return dist
 
 
+def _flatten_in_place(buffer: Any) -> None:
+    """Have SB3 flatten the rollout buffer in place (``get()`` does it on first use) without consuming the global
+    numpy RNG, so that the minibatch permutations drawn afterwards are the ones SB3 would draw."""
+    if not buffer.generator_ready:
+        rng_state = np.random.get_state()
+        next(buffer.get())  # draws one permutation before flattening: undone below
+        np.random.set_state(rng_state)
+
+
 class _ReferenceCache:
     """The reference policy's distribution over a whole rollout, computed once per update (the reference is frozen
     and the rollout fixed), then sliced per minibatch -- instead of one reference forward pass per minibatch."""
 
     def __init__(self, ref: ActorCriticPolicy, buffer: Any) -> None:
         n = buffer.buffer_size * buffer.n_envs
-        if not buffer.generator_ready:
-            next(buffer.get(n))  # SB3 flattens the buffer in place on first use
+        _flatten_in_place(buffer)
+        # private SB3 API: the only way to get the samples of given indices (here: in buffer order)
         everything = buffer._get_samples(np.arange(n))
         dist = reference_distribution(ref, everything.observations, getattr(everything, "action_masks", None))
         self.dist: Any = dist.distribution
@@ -114,12 +124,16 @@ class _ReferenceCache:
 
 
 def _minibatches(buffer: Any, batch_size: int) -> Any:
-    """SB3's minibatch order, yielding (indices, samples) so per-rollout caches can be sliced."""
+    """SB3's minibatches as ``RolloutBuffer.get(batch_size)`` makes them -- one ``np.random.permutation`` per call,
+    drawn on the first ``next()``, so the global RNG is consumed identically -- but yielding (indices, samples), so
+    per-rollout caches can be sliced."""
+    assert buffer.full, ""
     n = buffer.buffer_size * buffer.n_envs
     indices = np.random.permutation(n)
+    _flatten_in_place(buffer)
     for start in range(0, n, batch_size):
         idx = indices[start:start + batch_size]
-        yield idx, buffer._get_samples(idx)
+        yield idx, buffer._get_samples(idx)  # private SB3 API: get() does not expose the indices it slices
 
 
 if TYPE_CHECKING:
@@ -151,80 +165,137 @@ class KLPenaltyMixin(_Algorithm):
         return max(0.0, self.kl_coef_fn(progress)) if self.ref_policy is not None else 0.0
 
     def train(self) -> None:
-        """One PPO update over the rollout buffer, with the KL-to-reference penalty."""
+        """One PPO update over the rollout buffer, with the KL-to-reference penalty.
+
+        Line for line SB3's ``PPO.train()`` / sb3-contrib's ``MaskablePPO.train()`` (same minibatches, same order of
+        operations, same early stop, same logs) plus ``loss += kl_coef * KL(pi || pi_ref)``; with ``kl_coef == 0``
+        it leaves exactly the parameters SB3 leaves (tests/test_ppo_parity.py).
+        """
+        masked = isinstance(self, MaskablePPO)
+        # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
+        # private SB3 API, but the one SB3's own train() uses to apply the learning-rate schedule
         self._update_learning_rate(self.policy.optimizer)
+        # _current_progress_remaining / _n_updates: SB3's own training state, which has no public accessor
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
-        clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
-                         if self.clip_range_vf is not None else None)
-        kl_coef = self.current_kl_coef()
-        use_kl = kl_coef > 0 and self.ref_policy is not None
-        ref_cache = _ReferenceCache(self.ref_policy, self.rollout_buffer) if use_kl else None  # type: ignore[arg-type]
-        stats: dict[str, list[float]] = {k: [] for k in ("entropy", "pg", "value", "approx_kl", "clip", "kl_ref")}
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+        kl_coef = self.current_kl_coef()  # 0 when there is no reference
+        ref_cache = _ReferenceCache(self.ref_policy, self.rollout_buffer) if kl_coef > 0 else None  # type: ignore[arg-type]
+
+        entropy_losses: list[float] = []
+        pg_losses: list[float] = []
+        value_losses: list[float] = []
+        clip_fractions: list[float] = []
+        kl_refs: list[float] = []
+
         continue_training = True
-        for _epoch in range(self.n_epochs):
+        for epoch in range(self.n_epochs):
+            approx_kl_divs: list[np.ndarray] = []  # per epoch, as SB3: train/approx_kl is the last epoch's mean
+            # Without the penalty: SB3's own minibatches (same permutation, same order)
             batches = (_minibatches(self.rollout_buffer, self.batch_size) if ref_cache is not None
                        else ((None, b) for b in self.rollout_buffer.get(self.batch_size)))
-            for idx, batch in batches:
-                actions = batch.actions
+            for idx, rollout_data in batches:
+                actions = rollout_data.actions
                 if isinstance(self.action_space, spaces.Discrete):
-                    actions = actions.long().flatten()
-                masks = getattr(batch, "action_masks", None)
-                values, log_prob, entropy, dist = evaluate_with_distribution(
-                    self.policy, batch.observations, actions, masks)
-                values = values.flatten()
+                    # Convert discrete action from float to long
+                    actions = rollout_data.actions.long().flatten()
 
-                advantages = batch.advantages
-                if self.normalize_advantage and len(advantages) > 1:
+                masks = rollout_data.action_masks if masked else None  # type: ignore[union-attr]
+                if ref_cache is None:
+                    kwargs = {"action_masks": masks} if masked else {}
+                    values, log_prob, entropy = self.policy.evaluate_actions(
+                        rollout_data.observations, actions, **kwargs)
+                    dist = None
+                else:  # one forward pass that also gives the distribution for the KL term
+                    values, log_prob, entropy, dist = evaluate_with_distribution(
+                        self.policy, rollout_data.observations, actions, masks)
+                values = values.flatten()
+                # Normalize advantage (SB3's PPO skips it for minibatches of size 1, MaskablePPO does not)
+                advantages = rollout_data.advantages
+                if self.normalize_advantage and (masked or len(advantages) > 1):
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                ratio = torch.exp(log_prob - batch.old_log_prob)
-                policy_loss = -torch.min(advantages * ratio,
-                                         advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
-                if clip_range_vf is not None:
-                    values = batch.old_values + torch.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
-                value_loss = F.mse_loss(batch.returns, values)
-                entropy_loss = -torch.mean(-log_prob) if entropy is None else -torch.mean(entropy)
+
+                # ratio between old and new policy, should be one at the first iteration
+                ratio = torch.exp(log_prob - rollout_data.old_log_prob)
+
+                # clipped surrogate loss
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
+
+                pg_losses.append(policy_loss.item())
+                clip_fractions.append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
+
+                if self.clip_range_vf is None:
+                    values_pred = values
+                else:
+                    # Clip the difference between old and new value
+                    values_pred = rollout_data.old_values + torch.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                # Value loss using the TD(gae_lambda) target
+                value_loss = F.mse_loss(rollout_data.returns, values_pred)
+                value_losses.append(value_loss.item())
+
+                # Entropy loss favor exploration
+                if entropy is None:
+                    # Approximate entropy when no analytical form
+                    entropy_loss = -torch.mean(-log_prob)
+                else:
+                    entropy_loss = -torch.mean(entropy)
+                entropy_losses.append(entropy_loss.item())
+
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-                if ref_cache is not None and idx is not None:
-                    kl_ref = ref_cache.kl(dist, idx)
+                if ref_cache is not None:  # rlft's one change to SB3's update
+                    kl_ref = ref_cache.kl(dist, idx)  # type: ignore[arg-type]
                     loss = loss + kl_coef * kl_ref.mean()
-                    stats["kl_ref"].append(kl_ref.mean().item())
+                    kl_refs.append(kl_ref.mean().item())
 
+                # Approximate reverse KL to the rollout policy, for early stopping (numpy, as SB3 compares it)
                 with torch.no_grad():
-                    log_ratio = log_prob - batch.old_log_prob
-                    approx_kl = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).item()
-                stats["pg"].append(policy_loss.item())
-                stats["value"].append(value_loss.item())
-                stats["entropy"].append(entropy_loss.item())
-                stats["approx_kl"].append(approx_kl)
-                stats["clip"].append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
-                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
+                    approx_kl_divs.append(approx_kl_div)
+
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
                     continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
                     break
 
+                # Optimization step
                 self.policy.optimizer.zero_grad()
                 loss.backward()
+                # Clip grad norm
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
+
             self._n_updates += 1
             if not continue_training:
                 break
 
-        buffer = self.rollout_buffer
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+
+        # Logs: SB3's, in SB3's order, then rlft's
         record = self.logger.record
-        record("train/entropy_loss", np.mean(stats["entropy"]))
-        record("train/policy_gradient_loss", np.mean(stats["pg"]))
-        record("train/value_loss", np.mean(stats["value"]))
-        record("train/approx_kl", np.mean(stats["approx_kl"]))
-        record("train/clip_fraction", np.mean(stats["clip"]))
+        record("train/entropy_loss", np.mean(entropy_losses))
+        record("train/policy_gradient_loss", np.mean(pg_losses))
+        record("train/value_loss", np.mean(value_losses))
+        record("train/approx_kl", np.mean(approx_kl_divs))
+        record("train/clip_fraction", np.mean(clip_fractions))
         record("train/loss", loss.item())
-        record("train/explained_variance", explained_variance(buffer.values.flatten(), buffer.returns.flatten()))
+        record("train/explained_variance", explained_var)
+        if hasattr(self.policy, "log_std"):  # Gaussian policies (never a maskable one)
+            record("train/std", torch.exp(self.policy.log_std).mean().item())
         record("train/n_updates", self._n_updates, exclude="tensorboard")
         record("train/clip_range", clip_range)
+        if self.clip_range_vf is not None:
+            record("train/clip_range_vf", clip_range_vf)
         record("train/kl_coef", kl_coef)
-        if stats["kl_ref"]:
-            record("train/kl_ref", np.mean(stats["kl_ref"]))
+        if kl_refs:
+            record("train/kl_ref", np.mean(kl_refs))
 
 
 class RlftPPO(KLPenaltyMixin, PPO):

@@ -163,7 +163,8 @@ def game_outcome(prompts: list[Any], completions: list[Any], *, env: str = "tict
 
 
 def played_positions(model: Any, tokenizer: Any, *, env: str = "tictactoe", opponents: list[str] | None = None,
-                     games: int = 100, seed: int = 0, env_kwargs: dict[str, Any] | None = None) -> list[str]:
+                     games: int = 100, seed: int = 0, env_kwargs: dict[str, Any] | None = None, **_: Any
+                     ) -> list[str]:
     """Prompts of the positions a model meets in its own games: ``games`` per opponent, alternating seats.
 
     The model plays through :class:`~rlft.bridges.game_text.agent.GameLLMAgent` (constrained decoding): even
@@ -190,3 +191,7 @@ def played_positions(model: Any, tokenizer: Any, *, env: str = "tictactoe", oppo
             for obs, mask in zip(trace.observations[: len(trace.actions)], trace.masks):  # not the final position
                 seen.setdefault(view.prompt(obs, mask))
     return list(seen)
+
+
+game_outcome.self_play_prompts = played_positions  # type: ignore[attr-defined]
+"""``rl.play_games`` asks the reward for the positions the model reaches in its own games (see rlft.llm.stages.rl)."""

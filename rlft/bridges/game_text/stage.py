@@ -8,15 +8,15 @@ training position once, no completion: prompts for ``rl``) and ``game_text:trans
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from rlft.bridges.game_text.convert import games_to_text
 from rlft.core.config import param
+from rlft.core.envs import resolve_env
 from rlft.core.errors import DatasetError
 from rlft.core.metrics import log
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
+from rlft.pipeline.artifacts import Outputs, TextData
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import StageResult
 
 
 @dataclass
@@ -40,24 +40,22 @@ class GameTextConfig:
             raise ValueError(f"game_text.results: unknown result(s) {bad}; use win, draw, loss.")
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Write ``DIR/data/game_text/{train,test,transcripts}.jsonl`` and offer them as data sources."""
-    from rlft.core.envs import resolve_env
-
-    cfg = ctx.cfg.game_text
-    dataset = cfg.dataset or ctx.outputs.get("dataset")
+def run(ctx: StageContext[GameTextConfig]) -> StageResult:
+    """Write ``DIR/data/<stage>/{train,test,transcripts}.jsonl`` and offer them as text data sources."""
+    cfg = ctx.config
+    dataset = cfg.dataset or ctx.artifacts.dataset
     if not dataset:
-        raise DatasetError("The game_text stage found no recorded games: run `record` before it or set "
-                           "game_text.dataset.")
-    folder = ctx.run.data_dir("game_text")
-    counts = games_to_text(dataset, resolve_env(ctx.cfg.env.id), folder / "train.jsonl",
+        raise DatasetError(f"The {ctx.name} stage found no recorded games: run `record` before it or set "
+                           f"{ctx.name}.dataset.")
+    folder = ctx.data_dir()
+    counts = games_to_text(dataset, resolve_env(ctx.env.id), folder / "train.jsonl",
                            label_agent=cfg.label_agent, results=tuple(cfg.results), dedupe=cfg.dedupe,
                            test_fraction=cfg.test_fraction, transcripts=folder / "transcripts.jsonl", seed=ctx.seed)
-    log.info("game_text: %d training rows (%d distinct positions), %d held-out rows -> %s", counts["rows"],
+    log.info("%s: %d training rows (%d distinct positions), %d held-out rows -> %s", ctx.name, counts["rows"],
              counts["distinct_prompts"], counts.get("test_rows", 0), folder)
     sources = {"game_text": counts["out"], "game_text:transcripts": counts["transcripts"],
                "game_text:positions": counts["positions_out"]}
     if "test_out" in counts:
         sources["game_text:test"] = counts["test_out"]
-    return {"outputs": {"data_sources": sources, "text_env": ctx.cfg.env.id},
-            "metrics": {k: v for k, v in counts.items() if isinstance(v, int)}}
+    return StageResult(outputs=Outputs(text=TextData(env=ctx.env.id, sources=sources)),
+                       metrics={k: v for k, v in counts.items() if isinstance(v, int)})

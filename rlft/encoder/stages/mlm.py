@@ -14,46 +14,45 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from rlft.core.errors import ConfigError, DatasetError
-from rlft.core.metrics import MetricLogger, log
+from rlft.core.metrics import log
 from rlft.core.rundir import AtomicDir
 from rlft.core.runtime import ResourceMeter
 from rlft.encoder.config import MLMConfig
 from rlft.encoder.data import unlabelled_inputs
-from rlft.encoder.loop import _checkpoint, _resume, _set_lr
+from rlft.encoder.loop import resume, save, set_lr
 from rlft.encoder.models import MINILM_ALIASES, packaged_minilm
 from rlft.encoder.objectives import mask_tokens
+from rlft.pipeline.artifacts import Outputs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import Headline, StageResult
 
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
-
-def run_mlm(ctx: StageContext) -> dict[str, Any]:
-    """Masked-language-model training; writes an HF encoder folder to ``DIR/stages/mlm``."""
+def run(ctx: StageContext[MLMConfig]) -> StageResult:
+    """Masked-language-model training; writes an HF encoder folder to ``DIR/stages/<stage>``."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    cfg: MLMConfig = ctx.cfg.mlm  # type: ignore[attr-defined]
+    cfg = ctx.config
     meter = ResourceMeter(ctx.device)
-    texts = unlabelled_inputs(ctx.cfg.classify.data)  # type: ignore[attr-defined]
+    texts = unlabelled_inputs(cfg.data)
     if not isinstance(texts, list):
-        raise DatasetError("The mlm stage needs text inputs; classify.data holds numbers (use ssl_image).")
+        raise DatasetError(f"The {ctx.name} stage needs text inputs; {ctx.name}.data holds numbers (use ssl_image).")
     path = str(packaged_minilm()) if cfg.backbone.lower() in MINILM_ALIASES else cfg.backbone
     if not Path(path).exists() and path.startswith(("/", ".")):
-        raise ConfigError(f"mlm.backbone '{cfg.backbone}' does not exist.")
+        raise ConfigError(f"{ctx.name}.backbone '{cfg.backbone}' does not exist.")
     model = AutoModelForMaskedLM.from_pretrained(path).to(ctx.device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    step = _resume(ctx.run, "mlm", model, optimizer) if ctx.resume else 0
+    step = resume(ctx.checkpointer(), model, optimizer) if ctx.resume else 0
     generator = torch.Generator().manual_seed(ctx.seed)
     per_epoch = max(1, len(texts) // cfg.batch_size)
     loss_value = float("nan")
-    with MetricLogger(ctx.run.tb_dir("mlm")) as metrics:
+    with ctx.metrics() as metrics:
         while step < cfg.steps:
             epoch, b = divmod(step, per_epoch)
             order = np.random.default_rng([ctx.seed, epoch]).permutation(len(texts))
@@ -67,7 +66,7 @@ def run_mlm(ctx: StageContext) -> dict[str, Any]:
             model.train()
             out = model(input_ids=ids.to(ctx.device), attention_mask=batch["attention_mask"].to(ctx.device),
                         labels=labels.to(ctx.device))
-            _set_lr(optimizer, cfg.lr, step, cfg.steps)
+            set_lr(optimizer, step, cfg.steps)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -77,11 +76,12 @@ def run_mlm(ctx: StageContext) -> dict[str, Any]:
             if step % 10 == 0 or step == cfg.steps:
                 metrics.log({"mlm/loss": loss_value}, step=step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                _checkpoint(ctx.run, "mlm", step, model, optimizer)
-    log.info("mlm: %d steps, final masked-token loss %.3f", step, loss_value)
-    out_dir = ctx.run.stage_dir("mlm")
+                save(ctx.checkpointer(), step, model, optimizer)
+    log.info("%s: %d steps, final masked-token loss %.3f", ctx.name, step, loss_value)
+    out_dir = ctx.output_dir()
     with AtomicDir(out_dir) as tmp:
         model.base_model.save_pretrained(str(tmp))  # the encoder without the MLM head
         tokenizer.save_pretrained(str(tmp))
-    return {"outputs": {"encoder": str(out_dir)},
-            "metrics": {"loss": loss_value, "steps": step, "texts": len(texts), **meter.read()}}
+    return StageResult(outputs=Outputs(encoder=str(out_dir)),
+                       metrics={"loss": loss_value, "steps": step, "texts": len(texts), **meter.read()},
+                       headline=Headline("mlm_loss", loss_value, higher_is_better=False))

@@ -10,41 +10,40 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from rlft.core.errors import DatasetError
-from rlft.core.metrics import MetricLogger, log
+from rlft.core.metrics import log
 from rlft.core.rundir import AtomicDir
 from rlft.core.runtime import ResourceMeter
-from rlft.encoder.config import ImagePretrainConfig
+from rlft.encoder.config import SSLImageConfig
 from rlft.encoder.data import unlabelled_inputs
-from rlft.encoder.loop import _checkpoint, _resume, _set_lr
+from rlft.encoder.loop import resume, save, set_lr
 from rlft.encoder.objectives import ImagePretrainer
+from rlft.pipeline.artifacts import Outputs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import Headline, StageResult
 
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
-
-def run_ssl_image(ctx: StageContext) -> dict[str, Any]:
-    """Self-supervised image encoder training; writes an rlft encoder folder to ``DIR/stages/ssl_image``."""
-    cfg: ImagePretrainConfig = ctx.cfg.ssl_image  # type: ignore[attr-defined]
+def run(ctx: StageContext[SSLImageConfig]) -> StageResult:
+    """Self-supervised image encoder training; writes an rlft encoder folder to ``DIR/stages/<stage>``."""
+    cfg = ctx.config
     meter = ResourceMeter(ctx.device)
-    inputs = unlabelled_inputs(ctx.cfg.classify.data)  # type: ignore[attr-defined]
+    inputs = unlabelled_inputs(cfg.data)
     if isinstance(inputs, list):
-        raise DatasetError("The ssl_image stage needs image inputs; classify.data holds text (use mlm).")
+        raise DatasetError(f"The {ctx.name} stage needs image inputs; {ctx.name}.data holds text (use mlm).")
     images = torch.as_tensor(inputs, dtype=torch.float32).reshape(-1, *cfg.encoder.input_shape)
     torch.manual_seed(ctx.seed)
     model = ImagePretrainer(cfg.encoder, cfg.objective, cfg.mask_ratio, cfg.temperature).to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     per_epoch = math.ceil(len(images) / cfg.batch_size)
     total = per_epoch * cfg.epochs
-    step = _resume(ctx.run, "ssl_image", model, optimizer) if ctx.resume else 0
+    step = resume(ctx.checkpointer(), model, optimizer) if ctx.resume else 0
     generator = torch.Generator().manual_seed(ctx.seed)
     scalars: dict[str, float] = {}
-    with MetricLogger(ctx.run.tb_dir("ssl_image")) as metrics:
+    with ctx.metrics() as metrics:
         while step < total:
             epoch, b = divmod(step, per_epoch)
             order = np.random.default_rng([ctx.seed, epoch]).permutation(len(images))
@@ -52,7 +51,7 @@ def run_ssl_image(ctx: StageContext) -> dict[str, Any]:
             generator.manual_seed(ctx.seed * 1_000_003 + step)
             model.train()
             loss, extra = model.loss(batch, generator)
-            _set_lr(optimizer, cfg.lr, step, total)
+            set_lr(optimizer, step, total)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -61,12 +60,13 @@ def run_ssl_image(ctx: StageContext) -> dict[str, Any]:
             if step % 10 == 0 or step == total:
                 metrics.log(scalars, step=step)
             if step % cfg.checkpoint_every == 0 or step == total:
-                _checkpoint(ctx.run, "ssl_image", step, model, optimizer)
-    log.info("ssl_image (%s): %d steps, %s", cfg.objective, step,
+                save(ctx.checkpointer(), step, model, optimizer)
+    log.info("%s (%s): %d steps, %s", ctx.name, cfg.objective, step,
              ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in scalars.items()))
-    out_dir = ctx.run.stage_dir("ssl_image")
+    out_dir = ctx.output_dir()
     with AtomicDir(out_dir) as tmp:
         model.encoder.cpu().save(tmp)
-    return {"outputs": {"encoder": str(out_dir)},
-            "metrics": {**{k.split("/")[1]: v for k, v in scalars.items()}, "steps": step,
-                        "images": len(images), "objective": cfg.objective, **meter.read()}}
+    return StageResult(outputs=Outputs(encoder=str(out_dir)),
+                       metrics={**{k.split("/")[1]: v for k, v in scalars.items()}, "steps": step,
+                                "images": len(images), "objective": cfg.objective, **meter.read()},
+                       headline=Headline("ssl_loss", scalars.get("ssl/loss", float("nan")), higher_is_better=False))

@@ -13,15 +13,15 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rlft.core.errors import DatasetError
 from rlft.llm import evaluate
+from rlft.llm.config import PretrainConfig
 from rlft.llm.data import corpus_texts
-from rlft.llm.trainer import finish, load_start, resume_from, trainer_kwargs
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
+from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import StageResult
 
 
 def blocks(texts: list[str], tokenizer: Any, block_size: int, pack: bool) -> list[list[int]]:
@@ -34,25 +34,26 @@ def blocks(texts: list[str], tokenizer: Any, block_size: int, pack: bool) -> lis
     return [doc[i:i + block_size] for doc in docs for i in range(0, len(doc), block_size)]
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext[PretrainConfig]) -> StageResult:
     """Pretrain the current model on ``pretrain.data``; evaluate held-out EM before and after."""
     import datasets
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    cfg = ctx.cfg.pretrain
+    cfg = ctx.config
     model, tokenizer, _ = load_start(ctx)
-    seqs = blocks(corpus_texts(cfg.data, ctx.seed, what="pretrain.data"), tokenizer, cfg.block_size, cfg.pack)
+    texts = corpus_texts(stage_data(ctx, cfg.data), ctx.seed, what=f"{ctx.name}.data")
+    seqs = blocks(texts, tokenizer, cfg.block_size, cfg.pack)
     if not seqs:
-        raise DatasetError(f"pretrain.data ('{cfg.data.source}') holds fewer than block_size={cfg.block_size} "
+        raise DatasetError(f"{ctx.name}.data ('{cfg.data.source}') holds fewer than block_size={cfg.block_size} "
                            "tokens; give a larger corpus or a smaller block_size.")
-    before = evaluate.report(ctx, model, tokenizer, "before", 0)
+    before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0)
     args = TrainingArguments(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
                                               epochs=cfg.epochs, save_steps=cfg.save_steps,
                                               logging_steps=cfg.logging_steps, warmup=cfg.warmup_ratio),
                              lr_scheduler_type="cosine")
     trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": seqs}),
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), callbacks=callbacks(ctx))
     result = trainer.train(resume_from_checkpoint=resume_from(ctx))
-    after = evaluate.report(ctx, model, tokenizer, "after", int(trainer.state.global_step))
+    after = evaluate.report(ctx, cfg.eval, model, tokenizer, "after", int(trainer.state.global_step))
     return finish(ctx, model, tokenizer, before, after, {"loss": result.training_loss,
                                                          "steps": trainer.state.global_step, "sequences": len(seqs)})

@@ -16,25 +16,28 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from datasets import Dataset, concatenate_datasets
+
+from rlft.core.errors import ConfigError
 from rlft.core.metrics import log
 from rlft.llm import evaluate
+from rlft.llm.config import RLConfig
 from rlft.llm.data import load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
-from rlft.llm.rewards import build_rewards
-from rlft.llm.trainer import finish, load_start, resume_from, trainer_kwargs
+from rlft.llm.rewards import build_rewards, reward_function
+from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import StageResult
 
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
-
-def build_trainer(ctx: StageContext, model: Any, tokenizer: Any, data: Any, funcs: list[Any], weights: list[float],
-                  reward_tokenizers: list[Any]) -> Any:
-    """The TRL trainer (GRPO or RLOO) for ``ctx.cfg.rl`` -- plain TRL, configured from rlft's config."""
+def build_trainer(ctx: StageContext[RLConfig], model: Any, tokenizer: Any, data: Any, funcs: list[Any],
+                  weights: list[float], reward_tokenizers: list[Any]) -> Any:
+    """The TRL trainer (GRPO or RLOO) for the stage's config -- plain TRL, configured from rlft's config."""
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    cfg = ctx.cfg.rl
+    cfg = ctx.config
     config_cls: Any = GRPOConfig if cfg.algorithm == "grpo" else RLOOConfig
     trainer_cls: Any = GRPOTrainer if cfg.algorithm == "grpo" else RLOOTrainer
     args = config_cls(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
@@ -45,47 +48,47 @@ def build_trainer(ctx: StageContext, model: Any, tokenizer: Any, data: Any, func
     has_models = any(t is not None for t in reward_tokenizers)
     return trainer_cls(model=model, reward_funcs=funcs, args=args, train_dataset=data, processing_class=tokenizer,
                        reward_processing_classes=reward_tokenizers if has_models else None,
-                       peft_config=peft_config(ctx.cfg.tuning))
+                       peft_config=peft_config(cfg.tuning), callbacks=callbacks(ctx))
 
 
-def with_played_positions(ctx: StageContext, data: Any, model: Any, tokenizer: Any) -> Any:
-    """``data`` (its prompts) plus the positions the starting model meets in its own games (``rl.play_games``)."""
-    from datasets import Dataset, concatenate_datasets
+def with_played_positions(ctx: StageContext[RLConfig], data: Any, model: Any, tokenizer: Any) -> Any:
+    """``data`` (its prompts) plus the positions the starting model meets in its own games (``rl.play_games``).
 
-    from rlft.bridges.game_text.reward import played_positions
-    from rlft.core.errors import ConfigError
-
-    cfg = ctx.cfg.rl
-    spec = next((r for r in cfg.rewards if r.fn.split(":")[-1].split(".")[-1] == "game_outcome"), None)
-    if spec is None:
-        raise ConfigError("rl.play_games needs a `game_outcome` reward in rl.rewards: its env and opponents are "
-                          "the games the model plays. Add one, or set rl.play_games: 0.")
-    kwargs = dict(spec.kwargs)
-    prompts = played_positions(model, tokenizer, env=kwargs.get("env", "tictactoe"), opponents=kwargs.get("opponents"),
-                               games=cfg.play_games, seed=ctx.seed, env_kwargs=kwargs.get("env_kwargs"))
-    log.info("rl: %d distinct positions from the model's own games (x%d) join %d prompts", len(prompts),
+    The positions come from the first reward term whose function offers ``self_play_prompts(model, tokenizer,
+    games=, seed=, **kwargs)`` (the ``game_outcome`` reward does: its env and opponents are the games played).
+    """
+    cfg = ctx.config
+    source = next(((spec, fn) for spec in cfg.rewards if spec.fn
+                   for fn in [getattr(reward_function(spec), "self_play_prompts", None)] if callable(fn)), None)
+    if source is None:
+        raise ConfigError(f"{ctx.name}.play_games needs a reward that plays games (e.g. `game_outcome`) in "
+                          f"{ctx.name}.rewards: its env and opponents are the games the model plays. Add one, or set "
+                          f"{ctx.name}.play_games: 0.")
+    spec, positions = source
+    prompts = positions(model, tokenizer, games=cfg.play_games, seed=ctx.seed, **spec.kwargs)
+    log.info("%s: %d distinct positions from the model's own games (x%d) join %d prompts", ctx.name, len(prompts),
              cfg.play_repeat, len(data))
     played = Dataset.from_dict({"prompt": prompts * cfg.play_repeat})
     return concatenate_datasets([data.select_columns(["prompt"]), played]).shuffle(seed=ctx.seed)
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext[RLConfig]) -> StageResult:
     """Reward-driven fine-tuning of the current model; held-out EM and reward before and after."""
-    cfg = ctx.cfg.rl
-    data = load_examples(cfg.data, ctx.seed, need_completion=False, what="rl.data")
+    cfg = ctx.config
+    data = load_examples(stage_data(ctx, cfg.data), ctx.seed, need_completion=False, what=f"{ctx.name}.data")
     funcs, weights, reward_tokenizers = build_rewards(cfg.rewards)
     model, tokenizer, _ = load_start(ctx)
     if cfg.play_games:
         data = with_played_positions(ctx, data, model, tokenizer)
     scored = ([f for f in funcs if callable(f) and not hasattr(f, "forward")],
               [w for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")])
-    before = evaluate.report(ctx, model, tokenizer, "before", 0, scored)
-    if ctx.cfg.tuning.mode == "freeze":
-        freeze_early_layers(model, ctx.cfg.tuning)
+    before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0, scored)
+    if cfg.tuning.mode == "freeze":
+        freeze_early_layers(model, cfg.tuning)
     trainer = build_trainer(ctx, model, tokenizer, data, funcs, weights, reward_tokenizers)
     counts = count_parameters(trainer.model)
     result = trainer.train(resume_from_checkpoint=resume_from(ctx))
-    after = evaluate.report(ctx, trainer.model, tokenizer, "after", int(trainer.state.global_step), scored)
+    after = evaluate.report(ctx, cfg.eval, trainer.model, tokenizer, "after", int(trainer.state.global_step), scored)
     return finish(ctx, trainer.model, tokenizer, before, after,
                   {"loss": result.training_loss, "steps": trainer.state.global_step,
                    "runtime": result.metrics["train_runtime"]},

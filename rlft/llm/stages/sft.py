@@ -12,36 +12,35 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from rlft.llm import evaluate
+from rlft.llm.config import SFTConfig
 from rlft.llm.data import load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
-from rlft.llm.trainer import finish, load_start, resume_from, trainer_kwargs
+from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import StageResult
 
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
-
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext[SFTConfig]) -> StageResult:
     """Fine-tune the current model on ``sft.data``; evaluate held-out EM before and after."""
-    from trl import SFTConfig, SFTTrainer
+    import trl
 
-    cfg = ctx.cfg.sft
-    data = load_examples(cfg.data, ctx.seed, what="sft.data").select_columns(["prompt", "completion"])
+    cfg = ctx.config
+    data = load_examples(stage_data(ctx, cfg.data), ctx.seed, what=f"{ctx.name}.data")
+    data = data.select_columns(["prompt", "completion"])
     model, tokenizer, _ = load_start(ctx)
-    before = evaluate.report(ctx, model, tokenizer, "before", 0)
-    if ctx.cfg.tuning.mode == "freeze":
-        freeze_early_layers(model, ctx.cfg.tuning)
-    args = SFTConfig(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
+    before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0)
+    if cfg.tuning.mode == "freeze":
+        freeze_early_layers(model, cfg.tuning)
+    args = trl.SFTConfig(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
                                       epochs=cfg.epochs, save_steps=cfg.save_steps, logging_steps=cfg.logging_steps),
                      max_length=cfg.max_length, completion_only_loss=cfg.completion_only_loss, packing=False,
                      dataset_num_proc=None)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         peft_config=peft_config(ctx.cfg.tuning))
+    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                             peft_config=peft_config(cfg.tuning), callbacks=callbacks(ctx))
     counts = count_parameters(trainer.model)
     result = trainer.train(resume_from_checkpoint=resume_from(ctx))
-    after = evaluate.report(ctx, trainer.model, tokenizer, "after", int(trainer.state.global_step))
+    after = evaluate.report(ctx, cfg.eval, trainer.model, tokenizer, "after", int(trainer.state.global_step))
     return finish(ctx, trainer.model, tokenizer, before, after,
                   {"loss": result.training_loss, "steps": trainer.state.global_step,
                    "runtime": result.metrics["train_runtime"]},

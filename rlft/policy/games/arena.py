@@ -3,25 +3,23 @@ evaluator of self-play fine-tuning.
 
 Example::
 
-    result = evaluate_game(rlft.load_agent("runs/c4"), resolve_env("connect_four"), {}, ["alphabeta:2"], 200)
-    result["per_opponent"]["alphabeta:2"]["win"]
+    per = evaluate_game(rlft.load_agent("runs/c4"), resolve_env("connect_four"), {}, ["alphabeta:2"], 200)
+    per["alphabeta:2"].rate("win")
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from rlft.core.envs import EnvPlugin
 from rlft.core.metrics import log
+from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import play_game, tag
-from rlft.policy.games.selfplay import self_play_config
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
+from rlft.policy.report import GameRecord
 
 
 def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
@@ -33,31 +31,22 @@ def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
 
 
 def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
-          deterministic: bool = True, progress: bool = False, desc: str = "games") -> dict[str, Any]:
+          deterministic: bool = True, progress: bool = False, desc: str = "games") -> GameRecord:
     """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2)."""
     from tqdm.auto import tqdm
 
     first, second = env.possible_agents
-    counts = {"win": 0, "draw": 0, "loss": 0}
-    by_seat = [[0, 0], [0, 0]]  # [wins, games] when the agent sits first / second
+    record = GameRecord()
     for i in tqdm(range(games), desc=desc, disable=not progress, unit="game"):
-        seat = i % 2
-        me, them = (first, second) if seat == 0 else (second, first)
+        me, them = (first, second) if i % 2 == 0 else (second, first)
         result = play_game(env, {me: agent, them: opponent}, seed=seed + i,
                            deterministic={me: deterministic, them: True})
-        r = result.returns[me]
-        key = "win" if r > 0 else "loss" if r < 0 else "draw"
-        counts[key] += 1
-        by_seat[seat][0] += key == "win"
-        by_seat[seat][1] += 1
-    n = max(games, 1)
-    return {"win": counts["win"] / n, "draw": counts["draw"] / n, "loss": counts["loss"] / n, "games": games,
-            "wins": counts["win"], "draws": counts["draw"], "losses": counts["loss"],
-            "win_first": by_seat[0][0] / max(by_seat[0][1], 1), "win_second": by_seat[1][0] / max(by_seat[1][1], 1)}
+        record.add(result.returns[me], first_seat=i % 2 == 0)
+    return record
 
 
 def evaluate_game(agent: Any, plugin: EnvPlugin, env_kwargs: dict[str, Any], opponents: list[str], episodes: int, *,
-                  seed: int = 0, deterministic: bool = True, progress: bool = False) -> dict[str, Any]:
+                  seed: int = 0, deterministic: bool = True, progress: bool = False) -> dict[str, GameRecord]:
     """W/D/L of ``agent`` against each opponent spec, ``episodes`` games each, half in each seat."""
     env = plugin.make(**env_kwargs)
     try:
@@ -68,7 +57,7 @@ def evaluate_game(agent: Any, plugin: EnvPlugin, env_kwargs: dict[str, Any], opp
                               progress=progress, desc=f"vs {spec}")
     finally:
         env.close()
-    return {"per_opponent": per}
+    return per
 
 
 def fit_elo(scores: np.ndarray, games: np.ndarray, fixed: dict[int, float] | None = None, iters: int = 500
@@ -116,9 +105,9 @@ def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any]
             for j in range(i + 1, n):
                 r = match(env, agents[names[i]], agents[names[j]], episodes, seed=seed + 1000 * (i * n + j),
                           deterministic=deterministic, progress=progress, desc=f"{names[i]} vs {names[j]}")
-                wins[i, j], wins[j, i] = r["win"], r["loss"]
-                scores[i, j] = r["wins"] + 0.5 * r["draws"]
-                scores[j, i] = r["losses"] + 0.5 * r["draws"]
+                wins[i, j], wins[j, i] = r.rate("win"), r.rate("loss")
+                scores[i, j] = r.wins + 0.5 * r.draws
+                scores[j, i] = r.losses + 0.5 * r.draws
                 games[i, j] = games[j, i] = episodes
     finally:
         env.close()
@@ -129,20 +118,15 @@ def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any]
             "elo": {a: float(elo[i]) for i, a in enumerate(names)}}
 
 
-def game_evaluator(ctx: StageContext) -> Callable[[Any], dict[str, float]]:
+def game_evaluator(plugin: EnvPlugin, env_kwargs: dict[str, Any], cfg: SelfPlayConfig, episodes: int, seed: int
+                   ) -> Callable[[Any], dict[str, float]]:
     """Periodic evaluation during fine-tuning: win / loss rate vs each evaluation opponent, and an Elo rating.
 
     The evaluation opponents are rated once against each other (``elo_games`` per pair; the first opponent is
     pinned at 0); the learner's Elo is then fitted against those fixed ratings, so the curve is comparable over time.
     """
-    from rlft.core.envs import resolve_env
-
-    sp = self_play_config(ctx)
-    opponents = list(sp.eval_opponents or ctx.cfg.eval.opponents or ["random"])
-    plugin = resolve_env(ctx.cfg.env.id)
-    env_kwargs = dict(ctx.cfg.env.kwargs)
-    episodes = ctx.cfg.finetune.eval_episodes
-    seed = 10_000 + ctx.seed
+    sp = cfg
+    opponents = list(sp.eval_opponents or ["random"])
     ratings: np.ndarray | None = None
     if sp.elo_games > 0 and len(opponents) > 1:
         rated = arena(plugin, env_kwargs, {o: o for o in opponents}, sp.elo_games, seed=seed)
@@ -151,20 +135,20 @@ def game_evaluator(ctx: StageContext) -> Callable[[Any], dict[str, float]]:
         log.info("finetune: evaluation opponents rated %s", {o: round(float(r)) for o, r in zip(opponents, ratings)})
 
     def evaluate(agent: Any) -> dict[str, float]:
-        result = evaluate_game(agent, plugin, env_kwargs, opponents, episodes, seed=seed)["per_opponent"]
+        result = evaluate_game(agent, plugin, env_kwargs, opponents, episodes, seed=seed)
         out: dict[str, float] = {}
         for o in opponents:
-            out[f"eval/win_rate_vs_{tag(o)}"] = result[o]["win"]
+            out[f"eval/win_rate_vs_{tag(o)}"] = result[o].rate("win")
         for o in opponents:
-            out[f"eval/loss_rate_vs_{tag(o)}"] = result[o]["loss"]
+            out[f"eval/loss_rate_vs_{tag(o)}"] = result[o].rate("loss")
         if ratings is not None:
             k = len(opponents)
             scores, games = np.zeros((k + 1, k + 1)), np.zeros((k + 1, k + 1))
             for j, o in enumerate(opponents):
                 r = result[o]
-                scores[k, j] = r["wins"] + 0.5 * r["draws"]
-                scores[j, k] = r["losses"] + 0.5 * r["draws"]
-                games[k, j] = games[j, k] = r["games"]
+                scores[k, j] = r.wins + 0.5 * r.draws
+                scores[j, k] = r.losses + 0.5 * r.draws
+                games[k, j] = games[j, k] = r.games
             elo = fit_elo(scores, games, fixed={j: float(ratings[j]) for j in range(k)})
             out["eval/elo"] = float(elo[k])
         return out

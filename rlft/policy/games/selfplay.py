@@ -9,7 +9,7 @@ AEC order (summed over the learner's move and the opponent's replies). An illega
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,9 +20,6 @@ from rlft.core.errors import IllegalActionError, PluginError
 from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import outcome
 from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
 
 
 class SelfPlayEnv(gym.Env[np.ndarray, int]):
@@ -151,7 +148,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
 
 
 def make_self_play_env(plugin: EnvPlugin, env: Any, adapter_kwargs: dict[str, Any]) -> gym.Env[Any, Any]:
-    """The adapter :func:`rlft.environment.make_gym_env` uses for PettingZoo envs."""
+    """The adapter :func:`rlft.policy.envs.make_gym_env` uses for PettingZoo envs."""
     from rlft.core.config import from_dict
 
     cfg = adapter_kwargs.get("self_play")
@@ -160,16 +157,6 @@ def make_self_play_env(plugin: EnvPlugin, env: Any, adapter_kwargs: dict[str, An
     return SelfPlayEnv(plugin, env, cfg, seed=int(adapter_kwargs.get("seed", 0)))
 
 
-def self_play_config(ctx: StageContext) -> SelfPlayConfig:
-    """``finetune.self_play`` as a :class:`SelfPlayConfig` (a plain mapping is validated here)."""
-    from rlft.core.config import from_dict
-
-    raw = ctx.cfg.finetune.self_play
-    if isinstance(raw, SelfPlayConfig):
-        return raw
-    return from_dict(SelfPlayConfig, dict(raw or {}), source="finetune.self_play")
-
-
-def self_play_kwargs(ctx: StageContext) -> dict[str, Any]:
+def self_play_kwargs(cfg: SelfPlayConfig, seed: int) -> dict[str, Any]:
     """Adapter settings for the training envs (plain data, so subprocess envs get them too)."""
-    return {"self_play": dataclasses.asdict(self_play_config(ctx)), "seed": int(ctx.seed)}
+    return {"self_play": dataclasses.asdict(cfg), "seed": int(seed)}

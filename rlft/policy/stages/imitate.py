@@ -17,58 +17,36 @@ Example::
 from __future__ import annotations
 
 import copy
-import shutil
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.core.checkpoint import load_trainer_state, save_trainer_state
-from rlft.core.config import param
+from rlft.core.envs import resolve_env
 from rlft.core.errors import DatasetError
 from rlft.core.metrics import MetricLogger, log
-from rlft.core.rundir import AtomicDir, RunDir
-from rlft.core.tuning import TuningConfig, apply_tuning
-from rlft.policies.networks import PolicySpec, critic_parameters, head_modules, layer_groups
+from rlft.core.rundir import AtomicDir
+from rlft.core.tuning import apply_tuning, merge_lora
+from rlft.pipeline.artifacts import Outputs
+from rlft.pipeline.context import StageContext
+from rlft.pipeline.results import Headline, StageResult
+from rlft.policies.checkpoint import load_policy, save_policy
+from rlft.policies.networks import (
+    PolicySpec,
+    action_logits,
+    build_policy,
+    critic_parameters,
+    head_modules,
+    layer_groups,
+    masked_logits,
+)
+from rlft.policy.agents import start_policy
+from rlft.policy.config import ImitateConfig
 from rlft.policy.datasets import Transitions, check_spaces, load_transitions
-
-if TYPE_CHECKING:
-    from rlft.pipeline.runner import StageContext
-
-
-@dataclass
-class ImitateConfig:
-    """Settings of the ``imitate`` stage."""
-
-    dataset: str = ""
-    """Minari dataset folder (or local dataset id). Empty: the dataset the `record` stage wrote."""
-    init: str = ""
-    """Start from this run / checkpoint / SB3 .zip instead of a freshly initialised network."""
-    policy: PolicySpec = field(default_factory=PolicySpec)
-    """The network to clone into (ignored when `init` is set)."""
-    epochs: int = param(20, ge=0)
-    """Behaviour-cloning passes over the training split."""
-    batch_size: int = param(256, ge=1)
-    """Minibatch size."""
-    lr: float = param(1e-3, gt=0)
-    """Adam learning rate for behaviour cloning."""
-    holdout_fraction: float = param(0.1, ge=0, lt=1)
-    """Fraction of episodes held out to measure action agreement with the expert."""
-    critic_warmup_epochs: int = param(20, ge=0)
-    """Passes fitting the value head to the recorded returns (0 disables critic warm-up)."""
-    critic_lr: float = param(1e-3, gt=0)
-    """Adam learning rate for critic warm-up."""
-    gamma: float = param(0.99, gt=0, le=1)
-    """Discount of the returns the critic is fitted to (use the fine-tuning gamma)."""
-    tuning: TuningConfig = field(default_factory=TuningConfig)
-    """Which parameters train: full / freeze / lora."""
-    checkpoint_every: int = param(5, ge=1)
-    """Write a resumable checkpoint every N epochs."""
-    trust_pickle: bool = False
-    """Allow a full SB3 .zip load for `init` (unpickles: can execute code from the file)."""
-
+from rlft.policy.envs import env_has_action_mask, make_gym_env
 
 # --------------------------------------------------------------------------------------------------------------
 # The algorithm
@@ -85,8 +63,6 @@ def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[
 def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
               masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probability of ``actions``, greedy action) under the (masked) policy."""
-    from rlft.policies.networks import action_logits, masked_logits
-
     logits = masked_logits(action_logits(policy, obs), masks)
     dist = torch.distributions.Categorical(logits=logits)
     return dist.log_prob(actions.long().flatten()), logits.argmax(-1)
@@ -140,15 +116,6 @@ def split_by_episode(data: Transitions, holdout_fraction: float, seed: int) -> _
     hold = set(episodes[:n_hold].tolist())
     is_hold = np.array([e in hold for e in data.episode])
     return _Split(train=np.flatnonzero(~is_hold), holdout=np.flatnonzero(is_hold))
-
-
-def _save_checkpoint(run: RunDir, policy: ActorCriticPolicy, spec: PolicySpec, masked: bool, env: str,
-                     epoch: int, optimizer: torch.optim.Optimizer) -> None:
-    from rlft.policies.checkpoint import save_policy
-
-    with AtomicDir(run.checkpoint_dir("imitate", epoch)) as tmp:
-        save_policy(tmp, policy, spec, masked=masked, env=env, step=epoch, extra={"stage": "imitate"})
-        save_trainer_state(tmp, optimizer, {"epoch": epoch})
 
 
 def behaviour_clone(
@@ -242,69 +209,61 @@ def behaviour_clone(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _initial_policy(ctx: StageContext, obs_space: Any, act_space: Any, masked: bool
+def _initial_policy(ctx: StageContext[ImitateConfig], obs_space: Any, act_space: Any, masked: bool
                     ) -> tuple[ActorCriticPolicy, PolicySpec]:
-    from rlft.policies.networks import build_policy
-
-    cfg = ctx.cfg.imitate
-    if cfg.init:
-        from rlft.core.agent import load_agent
-        from rlft.policy.agents import PolicyAgent
-
-        agent = load_agent(cfg.init, trust_pickle=cfg.trust_pickle, device=ctx.device)
-        if not isinstance(agent, PolicyAgent):
-            raise DatasetError(f"imitate.init '{cfg.init}' is not a policy checkpoint.")
-        spec = PolicySpec(**agent.meta.get("policy", {})) if agent.meta.get("policy") else cfg.policy
-        return agent.policy, spec
+    cfg = ctx.config
+    start = start_policy(cfg.start_from, ctx.artifacts, by=f"{ctx.name}.start_from", device=ctx.device,
+                         trust_pickle=cfg.trust_pickle, env=ctx.env.id)
+    if start is not None:
+        policy, meta = start
+        return policy, PolicySpec(**meta["policy"]) if meta.get("policy") else cfg.policy
     return build_policy(cfg.policy, obs_space, act_space, masked=masked).to(ctx.device), cfg.policy
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Behaviour-clone the dataset into a policy; write ``DIR/stages/imitate``."""
-    from rlft.core.envs import resolve_env
-    from rlft.core.tuning import merge_lora
-    from rlft.policies.checkpoint import load_policy, save_policy
-    from rlft.policy.envs import env_has_action_mask, make_gym_env
-
-    cfg = ctx.cfg.imitate
-    dataset = cfg.dataset or ctx.outputs.get("dataset")
+def run(ctx: StageContext[ImitateConfig]) -> StageResult:
+    """Behaviour-clone the dataset into a policy; write ``DIR/stages/<stage>``."""
+    cfg = ctx.config
+    dataset = cfg.dataset or ctx.artifacts.dataset
     if not dataset:
-        raise DatasetError("The imitate stage needs a dataset: set imitate.dataset (or --dataset), or run the "
+        raise DatasetError(f"The {ctx.name} stage needs a dataset: set {ctx.name}.dataset (or --dataset), or run the "
                            "`record` stage before it.")
     data = load_transitions(dataset)
-    env_spec = ctx.cfg.env.id
-    env = make_gym_env(resolve_env(env_spec), ctx.cfg.env.kwargs)
+    env_spec = ctx.env.id
+    env = make_gym_env(resolve_env(env_spec), ctx.env.kwargs)
     check_spaces(data, env.observation_space, env.action_space, str(dataset), env_spec)
     masked = data.action_masks is not None or env_has_action_mask(env)
     env.close()
 
     policy, spec = _initial_policy(ctx, env.observation_space, env.action_space, masked)
     counts = apply_tuning(policy, cfg.tuning, layer_groups(policy), head_modules(policy))
+    checkpoints = ctx.checkpointer()
     start_epoch, restore = 0, None
-    latest = ctx.run.latest_checkpoint("imitate") if ctx.resume else None
+    latest = checkpoints.latest() if ctx.resume else None
     if latest is not None:
         saved, _ = load_policy(latest, device=ctx.device)
         policy.load_state_dict(saved.state_dict())
         state = load_trainer_state(latest)
         start_epoch = int(state.counters["epoch"])
         restore = state.restore
-        log.info("imitate: resuming from %s (epoch %d)", latest.name, start_epoch)
+        log.info("%s: resuming from checkpoint %s (epoch %d)", ctx.name, latest.name, start_epoch)
 
     def checkpoint(epoch: int, optimizer: torch.optim.Optimizer) -> None:
-        _save_checkpoint(ctx.run, policy, spec, masked, env_spec, epoch, optimizer)
+        with checkpoints.write(epoch) as tmp:
+            save_policy(tmp, policy, spec, masked=masked, env=env_spec, step=epoch, extra={"stage": ctx.name})
+            save_trainer_state(tmp, optimizer, {"epoch": epoch})
 
     with ctx.metrics() as metrics:
         summary = behaviour_clone(policy, data, cfg, seed=ctx.seed, metrics=metrics, checkpoint=checkpoint,
                                   start_epoch=start_epoch, restore=restore, progress=ctx.progress)
-    out = ctx.run.stage_dir("imitate")
     export = merge_lora(copy.deepcopy(policy)) if cfg.tuning.mode == "lora" else policy
-    with AtomicDir(out) as tmp:
+    with AtomicDir(ctx.output_dir()) as tmp:
         save_policy(tmp, export, spec, masked=masked, env=env_spec, step=cfg.epochs + cfg.critic_warmup_epochs,
-                    extra={"stage": "imitate", "dataset": str(dataset)})
-    shutil.rmtree(ctx.run.path / "stages" / ".imitate.tmp", ignore_errors=True)
+                    extra={"stage": ctx.name, "dataset": str(dataset)})
     metrics_out = {**{k.split("/")[-1]: v for k, v in summary.items()}, **counts}
-    log.info("imitate: holdout accuracy %.3f, critic loss %.3f, %d/%d params trained",
+    log.info("%s: holdout accuracy %.3f, critic loss %.3f, %d/%d params trained", ctx.name,
              summary.get("imitation/holdout_accuracy", float("nan")),
              summary.get("imitation/critic_loss", float("nan")),
              counts["trainable_params"], counts["total_params"])
-    return {"outputs": {"agent": str(out)}, "metrics": metrics_out}
+    accuracy = summary.get("imitation/holdout_accuracy", summary.get("imitation/accuracy", float("nan")))
+    return StageResult(outputs=Outputs(agent=str(ctx.output_dir())), metrics=metrics_out,
+                       headline=Headline("holdout_accuracy", accuracy))

@@ -1,0 +1,290 @@
+"""Pipeline subcommands: ``train``, the stages alone (``record``, ``imitate``, ``finetune``, ``eval``), ``config``,
+``stages``, ``envs`` and ``check-env``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rlft.cli.common import (
+    DEFAULT_CONFIG,
+    agent_env,
+    default_run_dir,
+    fmt,
+    load_pipeline_config,
+    log,
+    parse_kwargs,
+    print_table,
+    resolve_config_path,
+    result_rows,
+    run_flags,
+    setup_logging,
+    subcommand,
+)
+from rlft.core.errors import ConfigError, DatasetError, RunDirError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _on_stage_end(stage: str, result: Any) -> None:
+    headline = f", {result.headline.name} {fmt(result.headline.value)}" if result.headline else ""
+    log.info("%s done in %.1fs%s", stage, result.seconds, headline)
+
+
+def _run(cfg: Any, run_dir: Path, resume: bool, args: argparse.Namespace) -> int:
+    from rlft.core.rundir import RunDir
+    from rlft.pipeline.runner import run_pipeline
+
+    if int(os.environ.get("RANK", "0")) > 0:  # a worker of `accelerate launch`: rank 0 owns the run folder
+        import tempfile
+
+        run_dir, resume = Path(tempfile.mkdtemp(prefix=f"rlft-rank{os.environ['RANK']}-")), False
+    run = RunDir.create(run_dir, resume=resume)
+    setup_logging(args.verbose, args.quiet, run_dir / "run.log")
+    start = time.time()
+    results = run_pipeline(cfg, run, resume=resume, progress=not args.quiet, on_stage_end=_on_stage_end)
+    for name, result in results.items():
+        if "table" in result.details:
+            section = cfg.section(name)
+            print_table(f"{cfg.name}: {name} ({section.episodes} episodes per agent)",
+                        result_rows(result.details["table"]))
+    print_table(f"{cfg.name}: stages", [
+        {"stage": name, "kind": cfg.kinds[name], "headline": r.headline.name if r.headline else "-",
+         "value": r.headline.value if r.headline else "-", "seconds": r.seconds} for name, r in results.items()])
+    log.info("run finished in %.1fs -> %s (final: %s)", time.time() - start, run_dir, run_dir / "final")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rlft.core.config import read_yaml
+    from rlft.pipeline.config import pipeline_to_dict
+
+    if args.resume:
+        if args.run_dir is None:
+            raise ConfigError("--resume needs --run-dir DIR: the run folder to continue.")
+        run_dir = Path(args.run_dir)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise RunDirError(f"Nothing to resume in '{run_dir}': it has no config.yaml. Start a new run instead.")
+        if args.set:
+            raise ConfigError("--set cannot change a run while resuming it (the run continues with its saved "
+                              f"config '{saved}'). Start a new run to change settings.")
+        if args.config is not None:
+            given = load_pipeline_config(resolve_config_path(args.config), [])
+            if pipeline_to_dict(given) != read_yaml(saved):
+                raise ConfigError(f"The config '{args.config}' differs from the one the run in '{run_dir}' was "
+                                  "started with; resume without CONFIG to continue it as it was.")
+        return _run(load_pipeline_config(saved, []), run_dir, True, args)
+    cfg = load_pipeline_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg.name)
+    return _run(cfg, run_dir, False, args)
+
+
+_STAGE_FLAGS: dict[str, list[tuple[str, str]]] = {
+    "imitate": [("imitate.dataset", "dataset"), ("imitate.start_from", "init"), ("imitate.epochs", "epochs")],
+    "finetune": [("finetune.start_from", "init"), ("finetune.total_timesteps", "timesteps")],
+}
+
+
+def _stage_command(stage: str) -> Handler:
+    """A handler running one pipeline stage alone (flags map onto config keys)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        overrides = [f"stages=[{stage}]"]
+        for key, attr in _STAGE_FLAGS[stage]:
+            value = getattr(args, attr, None)
+            if value is not None:
+                overrides.append(f"{key}={value}")
+        if stage == "finetune" and args.init is None and not args.config:
+            overrides.append("finetune.start_from=scratch")  # alone, there is no earlier stage to start from
+        if args.env is not None:
+            overrides.append(f"env.id={args.env}")
+        overrides += args.set
+        if args.resume:
+            cfg = load_pipeline_config(Path(args.run_dir) / "config.yaml", [])
+        else:
+            cfg = load_pipeline_config(resolve_config_path(args.config) if args.config else None, overrides)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(f"{cfg.name}-{stage}")
+        return _run(cfg, run_dir, args.resume, args)
+
+    return handler
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from rlft.policy.stages.record import record
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"The dataset folder '{out}' already exists and is not empty; rlft never overwrites "
+                           "recorded games. Choose another --out.")
+    setup_logging(args.verbose, args.quiet)
+    record(args.env, args.agent, args.episodes, out, seed=args.seed, env_kwargs=parse_kwargs(args.env_kwarg),
+           deterministic=not args.sample, trust_pickle=args.trust_pickle, progress=not args.quiet)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rlft.core.agent import load_agent
+    from rlft.policy.stages.eval import evaluate_agent
+
+    setup_logging(args.verbose, args.quiet)
+    env_spec, env_kwargs = agent_env(args.agent, args.env)
+    env_kwargs.update(parse_kwargs(args.env_kwarg))
+    agent = load_agent(args.agent, trust_pickle=args.trust_pickle, env=env_spec)
+    report = evaluate_agent(agent, env_spec, env_kwargs, args.episodes, args.seed, deterministic=not args.sample,
+                            opponents=args.opponent or None, progress=not args.quiet)
+    print_table(f"{args.agent} on {env_spec}", result_rows({args.agent: report.to_json()}))
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_json()))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from rlft.core.plugins import entry_point_names
+    from rlft.envs import BUILTIN_ENVS
+
+    rows = [{"name": name, "source": "built-in", "agents": ", ".join(p.agents) or "-", "description": p.description}
+            for name, p in BUILTIN_ENVS.items()]
+    rows += [{"name": name, "source": f"entry point ({value})", "agents": "", "description": ""}
+             for name, value in entry_point_names("rlft.envs").items()]
+    print_table("rlft env plugins", rows)
+    if args.all:
+        print("\nGymnasium ids:\n  " + "\n  ".join(sorted(gym.registry)))
+    else:
+        print(f"\n{len(gym.registry)} Gymnasium ids are also available by id (e.g. CartPole-v1); "
+              "`rlft envs --all` lists them. Any factory works as 'path/to/file.py:make_env' or 'pkg.module:make_env'.")
+    return 0
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    from rlft.pipeline.registry import BUILTIN_STAGES, installed_stages
+
+    rows = [{"stage": name, "source": "built-in", "what it does": s.summary} for name, s in BUILTIN_STAGES.items()]
+    rows += [{"stage": name, "source": f"entry point ({value})", "what it does": ""}
+             for name, value in installed_stages().items()]
+    print_table("rlft stages", rows)
+    return 0
+
+
+def cmd_check_env(args: argparse.Namespace) -> int:
+    from rlft.core.envs import check_env, resolve_env
+
+    warnings = check_env(resolve_env(args.spec), parse_kwargs(args.env_kwarg))
+    for w in warnings:
+        print(f"warning: {w}")
+    print(f"OK: '{args.spec}' passes the API checks ({len(warnings)} warning{'s' if len(warnings) != 1 else ''}).")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rlft.core.config import field_docs
+    from rlft.pipeline.config import pipeline_to_dict
+
+    cfg = load_pipeline_config(resolve_config_path(args.config) if args.config else None, args.set)
+    if not args.docs:
+        print(yaml.safe_dump(pipeline_to_dict(cfg), sort_keys=False), end="")
+        return 0
+
+    def walk(obj: Any, prefix: str) -> None:
+        docs = field_docs(type(obj))
+        for f in dataclasses.fields(obj):
+            if f.metadata.get("internal"):
+                continue
+            value = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                print(f"\n# {key}: {docs.get(f.name, '')}")
+                walk(value, key + ".")
+            else:
+                print(f"{key} = {value!r}\n    {docs.get(f.name, '')}")
+
+    walk(cfg, "")
+    for name, section in cfg.sections.items():
+        print(f"\n# {name}: stage of kind `{cfg.kinds[name]}` -- {(type(section).__doc__ or '').strip()}")
+        walk(section, name + ".")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the pipeline subcommands."""
+    p = subcommand(sub, "train", "run a pipeline config (record -> imitate -> finetune -> eval, or LLM stages)",
+                   "rlft train configs/cartpole.yaml --run-dir runs/cartpole --set finetune.total_timesteps=30000")
+    p.add_argument("config", nargs="?", help=f"YAML config or built-in name (default: {DEFAULT_CONFIG})")
+    run_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = subcommand(sub, "record", "record games of an agent as a Minari dataset",
+                   "rlft record --env cartpole --agent expert --episodes 50 --out data/cartpole-expert")
+    p.add_argument("--env", required=True, help="env spec (name, Gymnasium id, module:factory, file.py:factory)")
+    p.add_argument("--agent", default="expert", help="built-in agent, run/checkpoint/.zip, or module:Class")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--out", required=True, help="dataset folder to create")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample", action="store_true", help="sample actions instead of acting greedily")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env factory argument")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a full SB3 .zip load (executes pickled code)")
+    p.set_defaults(func=cmd_record)
+
+    p = subcommand(sub, "imitate", "behaviour-clone a recorded dataset into a policy (+ critic warm-up)",
+                   "rlft imitate --env cartpole --dataset data/cartpole-expert --run-dir runs/bc")
+    p.add_argument("--config", help="optional YAML config for the other settings")
+    p.add_argument("--env", help="env spec the dataset was recorded on")
+    p.add_argument("--dataset", help="Minari dataset folder or local dataset id")
+    p.add_argument("--init", help="start from this run/checkpoint/.zip instead of a fresh network (start_from)")
+    p.add_argument("--epochs", type=int)
+    run_flags(p)
+    p.set_defaults(func=_stage_command("imitate"))
+
+    p = subcommand(sub, "finetune", "PPO fine-tuning (KL penalty to the starting policy) from a policy or scratch",
+                   "rlft finetune --env cartpole --init runs/bc --run-dir runs/ppo --timesteps 20000")
+    p.add_argument("--config", help="optional YAML config for the other settings")
+    p.add_argument("--env", help="env spec")
+    p.add_argument("--init", help="`scratch`, or a run/checkpoint/.zip to start from (start_from; default: scratch)")
+    p.add_argument("--timesteps", type=int, help="total env steps")
+    run_flags(p)
+    p.set_defaults(func=_stage_command("finetune"))
+
+    p = subcommand(sub, "eval", "evaluate an agent (run folder, checkpoint or SB3 .zip)",
+                   "rlft eval runs/cartpole --episodes 50")
+    p.add_argument("agent", help="run folder, checkpoint folder, or SB3 .zip")
+    p.add_argument("--env", help="env spec (default: the run's env)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=100_000, help="first episode seed")
+    p.add_argument("--opponent", action="append", default=[], help="games: opponent spec (repeatable)")
+    p.add_argument("--sample", action="store_true", help="sample actions instead of acting greedily")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a full SB3 .zip load (executes pickled code)")
+    p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = subcommand(sub, "config", "print a resolved config (defaults < file < --set), or every key with its doc",
+                   "rlft config configs/cartpole.yaml --docs")
+    p.add_argument("config", nargs="?", help="YAML config or built-in name (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--docs", "--show", action="store_true", help="list every key with its default and doc")
+    p.set_defaults(func=cmd_config)
+
+    p = subcommand(sub, "stages", "list the stage kinds a pipeline can use (built-ins and installed plugins)",
+                   "rlft stages")
+    p.set_defaults(func=cmd_stages)
+
+    p = subcommand(sub, "envs", "list env plugins", "rlft envs --all")
+    p.add_argument("--all", action="store_true", help="also list every Gymnasium id")
+    p.set_defaults(func=cmd_envs)
+
+    p = subcommand(sub, "check-env", "check an env plugin against the Gymnasium / PettingZoo API",
+                   "rlft check-env path/to/my_env.py:make_env")
+    p.add_argument("spec", help="env spec")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_check_env)

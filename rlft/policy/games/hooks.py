@@ -1,0 +1,59 @@
+"""The env hooks of two-player PettingZoo games (see :mod:`rlft.policy.hooks`).
+
+Recording plays the agent against itself and keeps both seats; evaluation plays each opponent half the games in
+each seat; fine-tuning trains in :class:`~rlft.policy.games.selfplay.SelfPlayEnv` envs against an opponent pool that
+snapshots of the learner join, and checkpoints keep the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlft.core.envs import EnvPlugin
+from rlft.policy.config import FinetuneConfig
+from rlft.policy.games.arena import evaluate_game, game_evaluator
+from rlft.policy.games.play import record_game_episodes
+from rlft.policy.games.pool import SnapshotCallback, load_pool, save_pool
+from rlft.policy.games.selfplay import self_play_kwargs
+from rlft.policy.report import AgentReport
+
+
+@dataclass
+class GameHooks:
+    """A two-player game: both seats recorded, self-play training, W/D/L evaluation."""
+
+    plugin: EnvPlugin
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, agent_spec: str, episodes: int, out: Path, *, seed: int, deterministic: bool = True,
+               trust_pickle: bool = False, progress: bool = False) -> dict[str, float]:
+        return record_game_episodes(self.plugin, self.plugin.make(**self.env_kwargs), agent_spec, episodes, out,
+                                    seed=seed, deterministic=deterministic, trust_pickle=trust_pickle,
+                                    progress=progress)
+
+    def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
+                 opponents: list[str] | None = None, progress: bool = False) -> AgentReport:
+        if callable(getattr(agent, "reset_stats", None)):
+            agent.reset_stats()
+        per = evaluate_game(agent, self.plugin, self.env_kwargs, opponents or ["random"], episodes, seed=seed,
+                            deterministic=deterministic, progress=progress)
+        moves = agent.move_stats() if callable(getattr(agent, "move_stats", None)) else None  # LLM agents
+        return AgentReport(per_opponent=per, moves=moves)
+
+    def evaluator(self, cfg: FinetuneConfig, seed: int) -> Any:
+        return game_evaluator(self.plugin, self.env_kwargs, cfg.self_play, cfg.eval_episodes, seed)
+
+    def adapter_kwargs(self, cfg: FinetuneConfig, seed: int) -> dict[str, Any]:
+        return self_play_kwargs(cfg.self_play, seed)
+
+    def callbacks(self, runner: Any) -> list[Any]:
+        return [SnapshotCallback(runner, runner.cfg.self_play)]
+
+    def save_state(self, folder: Path, runner: Any) -> None:
+        save_pool(folder / "pool", runner.model.get_env(), runner.last_snapshot)
+
+    def load_state(self, folder: Path, runner: Any) -> None:
+        if (folder / "pool").is_dir():
+            runner.last_snapshot = load_pool(folder / "pool", runner.model.get_env())
