@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlft.core.agent import check_mask
+from rlft.core.errors import IllegalActionError
 
 State = tuple[int, int, int]
 """(bits of the player to move, bits of the other player, cell of the last move or -1)."""
@@ -106,7 +107,6 @@ class _Scripted:
         mask = check_mask(action_mask)
         moves = [int(m) for m in np.flatnonzero(mask)] if mask is not None else self.rules.legal(state)
         if not moves:
-            from rlft.core.errors import IllegalActionError
 
             raise IllegalActionError("No legal move in this position: the game should already be over.")
         return state, moves

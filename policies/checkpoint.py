@@ -23,6 +23,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from rlft.core.config import from_dict
 from rlft.core.errors import CheckpointError, ConfigError
 from rlft.core.rundir import load_safetensors, read_json, write_json
+from rlft.core.tuning import inject_lora, lora_info
 from rlft.policies.networks import PolicySpec, build_policy
 
 AGENT_FILE = "agent.json"
@@ -47,7 +48,6 @@ def save_policy(
     LoRA layers, if present, are saved unmerged together with their config so training can resume; use
     :func:`rlft.core.tuning.merge_lora` first to export plain weights.
     """
-    from rlft.core.tuning import lora_info
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,6 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 
 def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> tuple[ActorCriticPolicy, dict[str, Any]]:
     """Rebuild a policy from a checkpoint folder. Corrupt or mismatched files raise CheckpointError."""
-    from rlft.core.tuning import inject_lora
 
     folder = Path(folder)
     meta = read_meta(folder)

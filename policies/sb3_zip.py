@@ -24,6 +24,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import torch
 
 from rlft.core.errors import CheckpointError
 from rlft.core.metrics import log
-from rlft.policies.networks import PolicySpec, build_policy
+from rlft.policies.networks import ACTIVATIONS, PolicySpec, build_policy
 
 
 def _parse_array(text: Any, shape: tuple[int, ...], default: float) -> np.ndarray:
@@ -120,20 +121,21 @@ def read_sb3_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
 
 
 def load_sb3_zip(path: str | Path, *, trust_pickle: bool = False, env: str | None = None,
+                 spaces: Callable[[], tuple[gym.Space[Any], gym.Space[Any]]] | None = None,
                  device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """A policy from an SB3 zip: weights-only by default; the full (pickle) load only with ``trust_pickle``."""
+    """A policy from an SB3 zip: weights-only by default; the full (pickle) load only with ``trust_pickle``.
+
+    ``spaces()`` gives (observation space, action space) of the env ``env`` when the file stores them only as
+    pickles.
+    """
     if trust_pickle:
         return _load_trusted(path, device)
     data, state = read_sb3_zip(path)
     obs_space = _space_from_json(data.get("observation_space", {}))
     act_space = _space_from_json(data.get("action_space", {}))
-    if env is not None and (obs_space is None or act_space is None):
-        from rlft.core.envs import resolve_env
-        from rlft.policy.envs import make_gym_env
-
-        probe = make_gym_env(resolve_env(env), {})
-        obs_space, act_space = obs_space or probe.observation_space, act_space or probe.action_space
-        probe.close()
+    if spaces is not None and (obs_space is None or act_space is None):
+        env_obs, env_act = spaces()
+        obs_space, act_space = obs_space or env_obs, act_space or env_act
     if obs_space is None or act_space is None:
         raise CheckpointError(
             f"The spaces in '{path}' are only stored as pickles. Pass --env SPEC so rlft can take them from the env, "
@@ -166,7 +168,6 @@ def _load_trusted(path: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
     if isinstance(net_arch, dict):
         net_arch = net_arch.get("pi", spec.net_arch)
     spec.net_arch = list(net_arch)
-    from rlft.policies.networks import ACTIVATIONS
 
     names = {cls_: name for name, cls_ in ACTIVATIONS.items()}
     spec.activation = names.get(model.policy.activation_fn, "tanh")  # type: ignore[assignment]

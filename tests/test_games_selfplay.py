@@ -3,6 +3,7 @@ sampling, snapshots, Elo."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from rlft.policy.envs import make_gym_env
 from rlft.policy.games.arena import evaluate_game, fit_elo
 from rlft.policy.games.play import play_game
 from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload, snapshot_payload
-from rlft.policy.games.selfplay import SelfPlayEnv
+from rlft.policy.games.selfplay import SelfPlayEnv, make_self_play_env
+from rlft.policy.hooks import env_hooks
 
 
 class Scripted:
@@ -33,7 +35,9 @@ class Scripted:
 
 
 def ttt_env(opponent: Any, **cfg: Any) -> SelfPlayEnv:
-    env = make_gym_env(resolve_env("tictactoe"), {}, {"self_play": {"opponents": [], "pool_size": 1, **cfg}})
+    settings = {"self_play": {"opponents": [], "pool_size": 1, **cfg}}
+    adapter = functools.partial(make_self_play_env, adapter_kwargs=settings)
+    env = make_gym_env(resolve_env("tictactoe"), {}, adapter)
     assert isinstance(env, SelfPlayEnv)
     env.pool = OpponentPool(env.cfg, {"scripted": opponent})
     return env
@@ -73,8 +77,8 @@ def test_illegal_learner_action_is_an_error() -> None:
 
 def _rigged_policy(illegal_action: int, masked: bool = True) -> Any:
     """A tic-tac-toe policy with a huge logit on one action."""
-    env = make_gym_env(resolve_env("tictactoe"), {})
-    policy = build_policy(PolicySpec(net_arch=[16]), env.observation_space, env.action_space, masked=masked)
+    obs_space, act_space, _ = env_hooks("tictactoe").learner_spaces()
+    policy = build_policy(PolicySpec(net_arch=[16]), obs_space, act_space, masked=masked)
     with torch.no_grad():
         policy.action_net.bias.zero_()
         policy.action_net.bias[illegal_action] = 1e4
@@ -258,9 +262,9 @@ def test_board_cnn_policy_saves_and_loads(tmp_path: Any) -> None:
     """The `cnn` arch shares its features extractor under three names; the checkpoint must still round-trip."""
     from rlft.policies.checkpoint import load_policy, save_policy
 
-    env = make_gym_env(resolve_env("connect_four"), {})
+    obs_space, act_space, _ = env_hooks("connect_four").learner_spaces()
     spec = PolicySpec(arch="cnn", cnn_channels=[8], net_arch=[16])
-    policy = build_policy(spec, env.observation_space, env.action_space, masked=True)
+    policy = build_policy(spec, obs_space, act_space, masked=True)
     save_policy(tmp_path, policy, spec, masked=True, env="connect_four")
     loaded, meta = load_policy(tmp_path)
     obs = torch.zeros(1, 6, 7, 2)

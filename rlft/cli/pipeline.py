@@ -149,11 +149,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
+    from rlft.core.envs import builtin_envs
     from rlft.core.plugins import entry_point_names
-    from rlft.envs import BUILTIN_ENVS
 
     rows = [{"name": name, "source": "built-in", "agents": ", ".join(p.agents) or "-", "description": p.description}
-            for name, p in BUILTIN_ENVS.items()]
+            for name, p in builtin_envs().items()]
     rows += [{"name": name, "source": f"entry point ({value})", "agents": "", "description": ""}
              for name, value in entry_point_names("rlft.envs").items()]
     print_table("rlft env plugins", rows)

@@ -47,8 +47,8 @@ def check_mask(action_mask: Any) -> np.ndarray | None:
 
 
 AGENT_LOADERS: dict[str, str] = {
-    "policy": "rlft.policy.agents:load_policy_agent",
-    "sb3_zip": "rlft.policy.agents:load_sb3_agent",
+    "policy": "rlft.policy.loaders:load_policy_agent",
+    "sb3_zip": "rlft.policy.loaders:load_sb3_agent",
     "llm": "rlft.bridges.game_text.agent:load_llm_agent",
 }
 """Agent loaders by the ``kind`` field of ``agent.json`` (``sb3_zip`` for ``.zip`` files); packages add kinds through

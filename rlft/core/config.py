@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -286,7 +287,6 @@ def dump_yaml(cfg: Any, path: str | Path) -> None:
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a config dataclass (read from the source), for ``rlft config --show``."""
     import ast
-    import inspect
     import textwrap
 
     try:

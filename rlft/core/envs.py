@@ -57,18 +57,26 @@ class EnvPlugin:
         return plugins.call_factory(factory, kwargs, kind="env", spec=self.name)
 
 
-def _gym_id_plugin(spec: str) -> EnvPlugin:
-    from rlft.envs import GYM_ID_AGENTS
+BUILTIN_ENVS = "rlft.envs:BUILTIN_ENVS"
+"""Where the built-in env plugins live (the ``envs/`` folder, a layer above the core): named, imported on first use."""
+GYM_ID_AGENTS = "rlft.envs:GYM_ID_AGENTS"
+"""Scripted agents for plain Gymnasium ids (``--env CartPole-v1 --agent expert``)."""
 
-    return EnvPlugin(name=spec, factory=functools.partial(gym.make, spec), gym_id=spec,
-                     agents=dict(GYM_ID_AGENTS.get(spec, {})), builtin=True,
-                     description=f"Gymnasium env {spec}")
+
+def builtin_envs() -> dict[str, EnvPlugin]:
+    """The built-in env plugins by name."""
+    return plugins.import_object(BUILTIN_ENVS, "env table")  # type: ignore[no-any-return]
+
+
+def _gym_id_plugin(spec: str) -> EnvPlugin:
+    agents = plugins.import_object(GYM_ID_AGENTS, "agent table").get(spec, {})
+    return EnvPlugin(name=spec, factory=functools.partial(gym.make, spec), gym_id=spec, agents=dict(agents),
+                     builtin=True, description=f"Gymnasium env {spec}")
 
 
 def resolve_env(spec: str) -> EnvPlugin:
     """Resolve an env spec to an :class:`EnvPlugin` (see the module docstring for the order)."""
-    from rlft.envs import BUILTIN_ENVS
-
+    BUILTIN_ENVS = builtin_envs()
     if spec in BUILTIN_ENVS:
         plugin = BUILTIN_ENVS[spec]
         plugin.builtin = True

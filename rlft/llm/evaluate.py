@@ -21,13 +21,13 @@ from rlft.core.metrics import log
 from rlft.llm.config import LLMEvalConfig
 from rlft.llm.data import load_examples
 from rlft.llm.generation import generate
+from rlft.llm.rewards import combined_reward
 from rlft.pipeline.context import StageContext
 
 
 def evaluate_llm(model: Any, tokenizer: Any, cfg: LLMEvalConfig, rewards: tuple[list[Any], list[float]] | None = None,
                  examples: Any = None) -> dict[str, float]:
     """``greedy_em``, ``sampled_em`` (and ``reward`` given reward functions) on the held-out prompts."""
-    from rlft.llm.rewards import combined_reward
 
     ds = examples if examples is not None else load_examples(cfg.data, what="llm_eval.data")
     prompts = [str(p) for p in ds["prompt"]]

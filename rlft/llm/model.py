@@ -17,12 +17,13 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import CheckpointError, ConfigError
 from rlft.core.rundir import AtomicDir, write_json
-from rlft.core.tuning import TuningConfig
+from rlft.core.tuning import TuningConfig, apply_tuning
 from rlft.llm.config import BuildConfig
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
@@ -116,7 +117,6 @@ def peft_config(tuning: TuningConfig) -> Any:
 
 def freeze_early_layers(model: Any, tuning: TuningConfig) -> dict[str, int]:
     """``freeze`` mode: embeddings and all but the last ``trainable_layers`` blocks frozen; the rest trains."""
-    from rlft.core.tuning import apply_tuning
 
     base = getattr(model, "model", model)
     layers = getattr(base, "layers", None)
@@ -140,7 +140,6 @@ def save_model(model: Any, tokenizer: Any, folder: str | Path, meta: dict[str, A
         export = model
         if hasattr(model, "merge_and_unload"):  # a PEFT model: keep the adapter, export merged weights
             model.save_pretrained(tmp / "adapter")
-            import copy
 
             export = copy.deepcopy(model).merge_and_unload()
         export.save_pretrained(tmp)

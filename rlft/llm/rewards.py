@@ -29,6 +29,7 @@ from typing import Any
 from rlft.core import plugins
 from rlft.core.errors import PluginError, RlftError
 from rlft.llm.config import RewardSpec
+from rlft.llm.model import _not_found
 
 RewardFn = Callable[..., list[float | None]]
 
@@ -139,7 +140,6 @@ def load_reward_model(path: str) -> tuple[Any, Any]:
     """A sequence-classification reward model and its tokenizer (right padding, as TRL expects)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlft.llm.model import _not_found
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)

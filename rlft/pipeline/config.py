@@ -29,7 +29,7 @@ import yaml
 
 from rlft.core.config import Origins, apply_overrides, build, param, read_yaml
 from rlft.core.errors import ConfigError, RlftError
-from rlft.pipeline.registry import is_stage_kind, resolve_stage
+from rlft.pipeline.registry import RENAMED_STAGES, is_stage_kind, resolve_stage
 
 
 @dataclass
@@ -139,7 +139,6 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
 
 
 def _renamed(name: str) -> str | None:
-    from rlft.pipeline.registry import RENAMED_STAGES
 
     return RENAMED_STAGES.get(name)
 

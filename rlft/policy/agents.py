@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rlft.core import plugins
 from rlft.core.agent import Agent, check_mask, load_agent
 from rlft.core.errors import ConfigError, IllegalActionError, PluginError
 from rlft.pipeline.artifacts import Artifacts
+from rlft.policies.networks import action_logits, masked_logits
 
 
 class PolicyAgent:
@@ -42,7 +44,6 @@ class PolicyAgent:
 
     def distribution_logits(self, observation: Any, action_mask: Any = None) -> torch.Tensor:
         """Masked action logits for one observation (Discrete action spaces)."""
-        from rlft.policies.networks import action_logits, masked_logits
 
         with torch.no_grad():
             logits = action_logits(self.policy, self._obs_tensor(observation))[0]
@@ -83,23 +84,6 @@ class RandomAgent:
         return self.action_space.sample()
 
 
-def load_policy_agent(folder: Path, meta: dict[str, Any], device: str) -> Agent:
-    from rlft.policies.checkpoint import load_policy
-
-    policy, meta = load_policy(folder, device=device)
-    return PolicyAgent(policy, meta)
-
-
-def load_sb3_agent(path: Path, meta: dict[str, Any], device: str, *, trust_pickle: bool = False,
-                   env: str | None = None) -> Agent:
-    """The ``sb3_zip`` loader: an SB3 ``.zip`` read weights-only (the full pickle load needs ``trust_pickle``)."""
-    from rlft.policies.sb3_zip import load_sb3_zip
-
-    policy, zip_meta = load_sb3_zip(path, trust_pickle=trust_pickle, env=env, device=device)
-    return PolicyAgent(policy, zip_meta)
-
-
-
 def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None, seed: int | None = None,
                   trust_pickle: bool = False, device: str = "auto") -> Agent:
     """Resolve an agent spec: built-in name of the env's agents, ``random``, a run/checkpoint/zip path, or a class.
@@ -134,7 +118,6 @@ def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None
 
 def _instantiate(cls: Callable[..., Any], args: list[str], *, seed: int | None, action_space: Any) -> Any:
     """Construct a built-in agent class, passing ``seed`` / ``action_space`` only if it accepts them."""
-    import inspect
 
     try:
         params = inspect.signature(cls).parameters

@@ -1,6 +1,7 @@
 """Training envs for the policy kind: one single-agent Gymnasium env or an SB3 VecEnv from an env plugin.
 
-Two-player PettingZoo games are wrapped seat by seat for self-play by the game hooks (:mod:`rlft.policy.hooks`).
+Two-player PettingZoo games are seen through a single-seat adapter that the game hooks supply
+(:mod:`rlft.policy.hooks`): self-play.
 """
 
 from __future__ import annotations
@@ -10,30 +11,25 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from rlft.core.envs import EnvPlugin, is_pettingzoo, resolve_env
 from rlft.core.errors import EnvCheckError
 
-SingleAgentAdapter = Callable[[EnvPlugin, Any, dict[str, Any]], gym.Env[Any, Any]]
-"""Turns a multi-agent env into the single-agent env a learner sees (set by the games module)."""
+SingleAgentAdapter = Callable[[EnvPlugin, Any], gym.Env[Any, Any]]
+"""Turns a multi-agent env into the single-agent env a learner sees (the game hooks supply one: self-play)."""
 
 
-_MULTI_AGENT_ADAPTER: list[SingleAgentAdapter] = []
-
-
-def register_multi_agent_adapter(adapter: SingleAgentAdapter) -> None:
-    """Install the function that wraps PettingZoo envs for single-agent training (self-play)."""
-    _MULTI_AGENT_ADAPTER[:] = [adapter]
-
-
-def make_gym_env(plugin: EnvPlugin, env_kwargs: dict[str, Any], adapter_kwargs: dict[str, Any] | None = None,
+def make_gym_env(plugin: EnvPlugin, env_kwargs: dict[str, Any], adapter: SingleAgentAdapter | None = None
                  ) -> gym.Env[Any, Any]:
-    """One single-agent Gymnasium env from a plugin (PettingZoo games are wrapped seat-by-seat for self-play)."""
+    """One single-agent Gymnasium env from a plugin; a two-player game needs the ``adapter`` of its env hooks."""
     env = plugin.make(**env_kwargs)
+    if adapter is not None:
+        return adapter(plugin, env)
     if is_pettingzoo(env):
-        from rlft.policy.games.selfplay import make_self_play_env
-
-        return make_self_play_env(plugin, env, adapter_kwargs or {})
+        raise EnvCheckError(f"Env plugin '{plugin.name}' is a multi-agent (PettingZoo) env: a learner sees it through "
+                            "a single-seat adapter (rlft.policy.hooks.env_hooks(...).adapter).")
     if not isinstance(env, gym.Env):
         raise EnvCheckError(
             f"Env plugin '{plugin.name}' returned a {type(env).__name__}, not a gymnasium.Env or PettingZoo env."
@@ -41,10 +37,8 @@ def make_gym_env(plugin: EnvPlugin, env_kwargs: dict[str, Any], adapter_kwargs: 
     return env
 
 
-def _make_monitored(spec: str, env_kwargs: dict[str, Any], adapter_kwargs: dict[str, Any]) -> gym.Env[Any, Any]:
-    from stable_baselines3.common.monitor import Monitor
-
-    return Monitor(make_gym_env(resolve_env(spec), env_kwargs, adapter_kwargs))
+def _make_monitored(spec: str, env_kwargs: dict[str, Any], adapter: SingleAgentAdapter | None) -> gym.Env[Any, Any]:
+    return Monitor(make_gym_env(resolve_env(spec), env_kwargs, adapter))
 
 
 def make_vec_env(
@@ -53,13 +47,10 @@ def make_vec_env(
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
     subprocess: bool = False,
-    adapter_kwargs: dict[str, Any] | None = None,
+    adapter: SingleAgentAdapter | None = None,
 ) -> Any:
     """An SB3 ``VecEnv`` of ``n_envs`` monitored copies (``SubprocVecEnv`` when ``subprocess``), seeded."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    fns = [functools.partial(_make_monitored, spec, dict(env_kwargs or {}), dict(adapter_kwargs or {}))
-           for _ in range(n_envs)]
+    fns = [functools.partial(_make_monitored, spec, dict(env_kwargs or {}), adapter) for _ in range(n_envs)]
     vec = SubprocVecEnv(fns) if subprocess and n_envs > 1 else DummyVecEnv(fns)  # type: ignore[arg-type]
     vec.seed(seed)
     return vec

@@ -6,9 +6,10 @@ PettingZoo game: both seats recorded, self-play training envs with an opponent p
 
 * ``record(agent_spec, episodes, out, ...)`` -- play and save the episodes (a Minari dataset);
 * ``evaluate(agent, episodes, ...)`` -- an :class:`~rlft.policy.report.AgentReport`;
-* ``evaluator(...)`` / ``adapter_kwargs(...)`` / ``callbacks(runner)`` / ``save_state`` / ``load_state`` -- what PPO
-  fine-tuning needs: the periodic evaluation, the training envs' settings, extra SB3 callbacks, and what a checkpoint
-  keeps beyond the policy (the self-play opponent pool).
+* ``learner_spaces()`` -- the observation and action space a learner sees, and whether actions are masked;
+* ``evaluator(...)`` / ``adapter(...)`` / ``callbacks(runner)`` / ``save_state`` / ``load_state`` -- what PPO
+  fine-tuning needs: the periodic evaluation, the single-seat adapter of the training envs, extra SB3 callbacks, and
+  what a checkpoint keeps beyond the policy (the self-play opponent pool).
 
 Example::
 
@@ -30,8 +31,9 @@ from rlft.core.metrics import log
 from rlft.policy.agents import resolve_agent
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.datasets import write_dataset
-from rlft.policy.envs import make_gym_env
+from rlft.policy.envs import SingleAgentAdapter, env_has_action_mask, make_gym_env
 from rlft.policy.episodes import evaluate_gym, record_gym_episodes
+from rlft.policy.games.hooks import GameHooks
 from rlft.policy.report import AgentReport
 
 Evaluator = Callable[[Any], dict[str, float]]
@@ -52,7 +54,9 @@ class EnvHooks(Protocol):
 
     def evaluator(self, cfg: FinetuneConfig, seed: int) -> Evaluator: ...
 
-    def adapter_kwargs(self, cfg: FinetuneConfig, seed: int) -> dict[str, Any]: ...
+    def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None: ...
+
+    def learner_spaces(self) -> tuple[Any, Any, bool]: ...
 
     def callbacks(self, runner: Any) -> list[Any]: ...
 
@@ -103,8 +107,14 @@ class GymHooks:
 
         return evaluate
 
-    def adapter_kwargs(self, cfg: FinetuneConfig, seed: int) -> dict[str, Any]:
-        return {}
+    def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None:
+        return None
+
+    def learner_spaces(self) -> tuple[Any, Any, bool]:
+        env = make_gym_env(self.plugin, self.env_kwargs)
+        spaces = env.observation_space, env.action_space, env_has_action_mask(env)
+        env.close()
+        return spaces
 
     def callbacks(self, runner: Any) -> list[Any]:
         return []
@@ -118,7 +128,6 @@ class GymHooks:
 
 def env_hooks(spec: str, env_kwargs: dict[str, Any] | None = None, *, check: bool = True) -> EnvHooks:
     """The hooks of the env ``spec``; a plugin that is not built in is checked against its API first."""
-    from rlft.policy.games.hooks import GameHooks
 
     plugin = resolve_env(spec)
     kwargs = dict(env_kwargs or {})

@@ -31,9 +31,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from rlft.bridges.game_text.view import text_view
 from rlft.core.agent import check_mask
+from rlft.core.envs import resolve_env
 from rlft.core.errors import PluginError
 from rlft.llm.agent import LLMAgent
+from rlft.llm.agent import load_llm_agent as load_text_agent
 
 MovePolicy = Literal["constrained", "generate"]
 _STATS = ("moves", "free_legal", "unparsable", "illegal", "reasked", "fallbacks")
@@ -156,8 +159,6 @@ class GameLLMAgent:
 
 def game_agent(llm: LLMAgent, meta: dict[str, Any]) -> GameLLMAgent:
     """A :class:`GameLLMAgent` for the env named in ``agent.json`` (``env``, optional ``move_policy``)."""
-    from rlft.bridges.game_text.view import text_view
-    from rlft.core.envs import resolve_env
 
     env = str(meta["env"])
     return GameLLMAgent(llm, text_view(resolve_env(env)), env=env, policy=meta.get("move_policy", "constrained"),
@@ -167,7 +168,6 @@ def game_agent(llm: LLMAgent, meta: dict[str, Any]) -> GameLLMAgent:
 def load_llm_agent(folder: Path, meta: dict[str, Any], device: str) -> Any:
     """The ``llm`` agent loader: an :class:`LLMAgent`, or -- when ``agent.json`` names an ``env`` (an LLM trained on a
     game's text) -- a :class:`GameLLMAgent` that plays that env's observations through its text view."""
-    from rlft.llm.agent import load_llm_agent as load_text_agent
 
     agent = load_text_agent(folder, meta, device)
     return game_agent(agent, meta) if meta.get("env") else agent

@@ -23,6 +23,8 @@ import numpy as np
 from rlft.bridges.game_text.view import text_view
 from rlft.core.envs import EnvPlugin
 from rlft.core.errors import DatasetError
+from rlft.policy.agents import resolve_agent
+from rlft.policy.datasets import load_transitions
 
 if TYPE_CHECKING:
     pass
@@ -37,8 +39,6 @@ def games_to_text(dataset: str | Path, plugin: EnvPlugin, out: str | Path, *, la
     row per distinct (prompt, completion). ``test_fraction`` of the *episodes* go to ``<out stem>.test.jsonl``
     (disjoint games, for held-out evaluation).
     """
-    from rlft.policy.agents import resolve_agent
-    from rlft.policy.datasets import load_transitions
 
     view = text_view(plugin)
     data = load_transitions(dataset)

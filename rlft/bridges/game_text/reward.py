@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from rlft.bridges.game_text.agent import GameLLMAgent
+from rlft.bridges.game_text.view import text_view
+from rlft.core.envs import resolve_env
+from rlft.llm.agent import LLMAgent
 from rlft.llm.rewards import completion_text
+from rlft.policy.agents import resolve_agent
+from rlft.policy.games.play import play_game
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
@@ -53,7 +59,6 @@ class ScriptedThen:
 
 def _agent(plugin: Any, env: Any, spec: str, seed: int) -> Any:
     """The agent for ``spec`` (built once), its random generator reseeded so a play-out depends on ``seed`` only."""
-    from rlft.policy.agents import resolve_agent
 
     key = (plugin.name, spec)
     if key not in _CACHE:
@@ -65,8 +70,6 @@ def _agent(plugin: Any, env: Any, spec: str, seed: int) -> Any:
 
 
 def _env(spec: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-    from rlft.bridges.game_text.view import text_view
-    from rlft.core.envs import resolve_env
 
     key = (spec, repr(sorted(env_kwargs.items())))
     if key not in _CACHE:
@@ -79,7 +82,6 @@ def play_move(prompt: str, move: int | None, *, env: str = "tictactoe", opponent
               rollout: str = "", play_out: bool = True, seed: int = 0, env_kwargs: dict[str, Any] | None = None
               ) -> tuple[str, float]:
     """Play ``move`` from ``prompt``'s position in the real env; (``win``/``draw``/``loss``/``illegal``/..., return)."""
-    from rlft.policy.games.play import play_game
 
     plugin, game, view = _env(env, dict(env_kwargs or {}))
     if move is None:
@@ -171,9 +173,6 @@ def played_positions(model: Any, tokenizer: Any, *, env: str = "tictactoe", oppo
     games greedily, as evaluation does, odd games sampling its moves, for variety. Returns one prompt per position
     where the model was to move, in order of first appearance (distinct).
     """
-    from rlft.bridges.game_text.agent import GameLLMAgent
-    from rlft.llm.agent import LLMAgent
-    from rlft.policy.games.play import play_game
 
     plugin, game, view = _env(env, dict(env_kwargs or {}))
     player = GameLLMAgent(LLMAgent(model, tokenizer), view, env=env)

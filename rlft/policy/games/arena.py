@@ -17,13 +17,13 @@ import numpy as np
 
 from rlft.core.envs import EnvPlugin
 from rlft.core.metrics import log
+from rlft.policy.agents import resolve_agent
 from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import play_game, tag
 from rlft.policy.report import GameRecord
 
 
 def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
-    from rlft.policy.agents import resolve_agent
 
     if not isinstance(spec_or_agent, str):
         return spec_or_agent

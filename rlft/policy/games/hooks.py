@@ -7,16 +7,18 @@ snapshots of the learner join, and checkpoints keep the pool.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlft.core.envs import EnvPlugin
 from rlft.policy.config import FinetuneConfig
+from rlft.policy.envs import SingleAgentAdapter
 from rlft.policy.games.arena import evaluate_game, game_evaluator
 from rlft.policy.games.play import record_game_episodes
 from rlft.policy.games.pool import SnapshotCallback, load_pool, save_pool
-from rlft.policy.games.selfplay import self_play_kwargs
+from rlft.policy.games.selfplay import make_self_play_env, self_play_kwargs
 from rlft.policy.report import AgentReport
 
 
@@ -45,8 +47,16 @@ class GameHooks:
     def evaluator(self, cfg: FinetuneConfig, seed: int) -> Any:
         return game_evaluator(self.plugin, self.env_kwargs, cfg.self_play, cfg.eval_episodes, seed)
 
-    def adapter_kwargs(self, cfg: FinetuneConfig, seed: int) -> dict[str, Any]:
-        return self_play_kwargs(cfg.self_play, seed)
+    def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter:
+        """The learner's seat of the game against the opponent pool (plain data, so subprocess envs get it too)."""
+        return functools.partial(make_self_play_env, adapter_kwargs=self_play_kwargs(cfg.self_play, seed))
+
+    def learner_spaces(self) -> tuple[Any, Any, bool]:
+        env = self.plugin.make(**self.env_kwargs)
+        first = env.possible_agents[0]
+        spaces = env.observation_space(first)["observation"], env.action_space(first), True
+        env.close()
+        return spaces
 
     def callbacks(self, runner: Any) -> list[Any]:
         return [SnapshotCallback(runner, runner.cfg.self_play)]

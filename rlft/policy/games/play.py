@@ -20,6 +20,8 @@ from rlft.core.agent import checked_action
 from rlft.core.envs import EnvPlugin
 from rlft.core.errors import PluginError
 from rlft.core.metrics import log
+from rlft.policy.agents import resolve_agent
+from rlft.policy.datasets import write_dataset
 
 if TYPE_CHECKING:
     pass
@@ -120,7 +122,6 @@ def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[An
 
 def write_games(out: str | Path, results: list[GameResult], env: Any, metadata: dict[str, Any]) -> Path:
     """Write recorded games as a Minari dataset (both seats; player and result in each episode's metadata)."""
-    from rlft.policy.datasets import write_dataset
 
     buffers, meta = game_episodes(results)
     if not buffers:
@@ -136,7 +137,6 @@ def record_game_episodes(plugin: EnvPlugin, env: Any, agent_spec: str, episodes:
     """``episodes`` games of ``agent_spec`` against itself, both seats recorded (``rlft record`` on a game)."""
     from tqdm.auto import tqdm
 
-    from rlft.policy.agents import resolve_agent
 
     space = env.action_space(env.possible_agents[0])
     players = {seat: resolve_agent(agent_spec, plugin, action_space=space, seed=seed + 7 * i,

@@ -19,6 +19,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlft.core.errors import CheckpointError
+from rlft.policies.networks import PolicySpec, build_policy
+from rlft.policy.agents import PolicyAgent
 from rlft.policy.config import SelfPlayConfig
 
 if TYPE_CHECKING:
@@ -102,8 +104,6 @@ def policy_from_payload(payload: dict[str, Any], observation_space: gym.Space[An
     """Rebuild a frozen :class:`~rlft.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
     import torch
 
-    from rlft.policies.networks import PolicySpec, build_policy
-    from rlft.policy.agents import PolicyAgent
 
     policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space, masked=payload["masked"])
     policy.load_state_dict({k: torch.as_tensor(v) for k, v in payload["state"].items()})

@@ -15,8 +15,10 @@ import gymnasium as gym
 import numpy as np
 
 from rlft.core.agent import checked_action
+from rlft.core.config import from_dict
 from rlft.core.envs import EnvPlugin
 from rlft.core.errors import IllegalActionError, PluginError
+from rlft.policy.agents import RandomAgent, resolve_agent
 from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import outcome
 from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload
@@ -28,7 +30,6 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, plugin: EnvPlugin, env: Any, cfg: SelfPlayConfig, seed: int = 0) -> None:
-        from rlft.policy.agents import RandomAgent, resolve_agent
 
         self.plugin = plugin
         self.env = env
@@ -148,8 +149,7 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
 
 
 def make_self_play_env(plugin: EnvPlugin, env: Any, adapter_kwargs: dict[str, Any]) -> gym.Env[Any, Any]:
-    """The adapter :func:`rlft.policy.envs.make_gym_env` uses for PettingZoo envs."""
-    from rlft.core.config import from_dict
+    """The single-seat adapter of two-player games (``functools.partial`` it with :func:`self_play_kwargs`)."""
 
     cfg = adapter_kwargs.get("self_play")
     if not isinstance(cfg, SelfPlayConfig):

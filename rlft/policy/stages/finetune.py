@@ -104,7 +104,7 @@ class FinetuneRunner:
         if self.hooks is None:
             self.hooks = env_hooks(self.env_spec, self.env_kwargs, check=False)
         venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
-                            subprocess=cfg.subprocess, adapter_kwargs=self.hooks.adapter_kwargs(cfg, self.seed))
+                            subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed))
         self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
             venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO

@@ -25,7 +25,6 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.core.checkpoint import load_trainer_state, save_trainer_state
-from rlft.core.envs import resolve_env
 from rlft.core.errors import DatasetError
 from rlft.core.metrics import MetricLogger, log
 from rlft.core.rundir import AtomicDir
@@ -46,7 +45,7 @@ from rlft.policies.networks import (
 from rlft.policy.agents import start_policy
 from rlft.policy.config import ImitateConfig
 from rlft.policy.datasets import Transitions, check_spaces, load_transitions
-from rlft.policy.envs import env_has_action_mask, make_gym_env
+from rlft.policy.hooks import env_hooks
 
 # --------------------------------------------------------------------------------------------------------------
 # The algorithm
@@ -229,12 +228,11 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
                            "`record` stage before it.")
     data = load_transitions(dataset)
     env_spec = ctx.env.id
-    env = make_gym_env(resolve_env(env_spec), ctx.env.kwargs)
-    check_spaces(data, env.observation_space, env.action_space, str(dataset), env_spec)
-    masked = data.action_masks is not None or env_has_action_mask(env)
-    env.close()
+    obs_space, act_space, env_masked = env_hooks(env_spec, ctx.env.kwargs).learner_spaces()
+    check_spaces(data, obs_space, act_space, str(dataset), env_spec)
+    masked = data.action_masks is not None or env_masked
 
-    policy, spec = _initial_policy(ctx, env.observation_space, env.action_space, masked)
+    policy, spec = _initial_policy(ctx, obs_space, act_space, masked)
     counts = apply_tuning(policy, cfg.tuning, layer_groups(policy), head_modules(policy))
     checkpoints = ctx.checkpointer()
     start_epoch, restore = 0, None
