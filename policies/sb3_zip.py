@@ -31,6 +31,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import PPO
 
 from rlft.core.errors import CheckpointError
 from rlft.core.metrics import log
@@ -153,8 +155,6 @@ def load_sb3_zip(path: str | Path, *, trust_pickle: bool = False, env: str | Non
 
 
 def _load_trusted(path: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import PPO
 
     log.warning("Loading '%s' with --trust-pickle: this unpickles the file and can execute code from it.", path)
     data, _ = read_sb3_zip(path)

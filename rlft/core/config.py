@@ -13,8 +13,10 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -286,8 +288,6 @@ def dump_yaml(cfg: Any, path: str | Path) -> None:
 
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a config dataclass (read from the source), for ``rlft config --show``."""
-    import ast
-    import textwrap
 
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))

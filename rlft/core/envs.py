@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.utils.env_checker import check_env as gym_check_env
 
 from rlft.core import plugins
 from rlft.core.errors import EnvCheckError, PluginError
@@ -124,7 +125,6 @@ def is_pettingzoo(env: Any) -> bool:
 
 def check_gym_env(env: Any, name: str) -> list[str]:
     """Run Gymnasium's env checker; raise :class:`EnvCheckError` naming the rule broken. Returns the warnings."""
-    from gymnasium.utils.env_checker import check_env as gym_check_env
 
     if not isinstance(env, gym.Env):
         raise EnvCheckError(

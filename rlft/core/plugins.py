@@ -1,9 +1,10 @@
-"""One resolver for every plugin string: envs, agents/opponents, reward functions, models.
+"""One resolver for every plugin string: stages, envs, agents/opponents, reward functions, datasets, agent loaders.
 
 A plugin spec is one of
 
 * a built-in name (``cartpole``, ``random``, ``exact_match``) from the table the caller passes;
-* a name offered by an installed package through an entry-point group (``rlft.envs``, ``rlft.agents``, ...);
+* a name offered by an installed package through an entry-point group (``rlft.stages``, ``rlft.envs``,
+  ``rlft.agents``, ``rlft.rewards``, ``rlft.datasets``, ``rlft.agent_loaders``);
 * ``path/to/file.py:Name`` -- a Python file anywhere on disk;
 * ``pkg.module:Name`` -- an importable module.
 
@@ -141,3 +142,20 @@ def call_factory(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, kind
         raise PluginError(
             f"The {kind} plugin '{spec}' raised {type(e).__name__} when called with {dict(kwargs)}: {e}"
         ) from e
+
+
+def dataset_table(name: str) -> dict[str, list[Any]]:
+    """The table of a dataset an installed package offers in the entry-point group ``rlft.datasets``.
+
+    A dataset plugin is a callable with no arguments returning ``{column: [values]}`` (all columns of one length);
+    the stage's data config then picks its columns (``prompt_column`` / ``input_column`` ...) as for a file.
+    """
+    factory = resolve(name, kind="dataset", group="rlft.datasets")
+    table = call_factory(factory, {}, kind="dataset", spec=name) if callable(factory) else factory
+    if not isinstance(table, Mapping) or not table:
+        raise PluginError(f"The dataset plugin '{name}' returned {type(table).__name__}; it must return a non-empty "
+                          "mapping {column: [values]}.")
+    lengths = {k: len(v) for k, v in table.items()}
+    if len(set(lengths.values())) != 1:
+        raise PluginError(f"The dataset plugin '{name}' returned columns of different lengths: {lengths}.")
+    return {str(k): list(v) for k, v in table.items()}

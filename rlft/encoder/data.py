@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from rlft.core import plugins
 from rlft.core.errors import DatasetError
 from rlft.core.metrics import log
+from rlft.core.plugins import dataset_table
 from rlft.encoder.config import DataConfig
 
 BUILTIN_DATASETS = {
@@ -132,11 +134,14 @@ def read_columns(source: str, input_column: str, label_column: str) -> tuple[lis
     if source in BUILTIN_DATASETS:
         return _builtin(source)
     path = Path(source)
-    if not path.exists():
+    if source in plugins.entry_point_names("rlft.datasets"):
+        table = dataset_table(source)
+    elif not path.exists():
         known = ", ".join(BUILTIN_DATASETS)
-        raise DatasetError(f"The dataset '{source}' does not exist: it is neither a file or folder nor a built-in "
-                           f"dataset ({known}).")
-    table = _read_table(path)
+        raise DatasetError(f"The dataset '{source}' does not exist: it is neither a file or folder, nor a built-in "
+                           f"dataset ({known}), nor offered by an installed package (entry points 'rlft.datasets').")
+    else:
+        table = _read_table(path)
     for column, key in ((input_column, "input_column"), (label_column, "label_column")):
         if column not in table:
             raise DatasetError(f"The dataset '{source}' has no column '{column}' (set by data.{key}); its columns "

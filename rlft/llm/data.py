@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from rlft.core import plugins
 from rlft.core.errors import DatasetError
+from rlft.core.plugins import dataset_table
 from rlft.llm.config import LLMDataConfig
 
 GENERATED_TASKS = ("addition",)
@@ -72,10 +74,14 @@ def _load_raw(cfg: LLMDataConfig, seed: int, what: str) -> Any:
     if cfg.source in GENERATED_TASKS:
         return datasets.Dataset.from_dict(generate_addition(cfg.size, cfg.split, cfg.wrong_fraction, cfg.seed + seed))
     path = Path(cfg.source)
+    if cfg.source in plugins.entry_point_names("rlft.datasets"):
+        table = datasets.Dataset.from_dict(dataset_table(cfg.source))
+        return table.select(range(min(cfg.limit, len(table)))) if cfg.limit else table
     if not path.exists():
         raise DatasetError(
             f"The {what} source '{cfg.source}' is neither a generated task ({', '.join(GENERATED_TASKS)}) nor an "
-            "existing file or folder. Give a .jsonl/.csv/.parquet/.txt file or a `datasets.save_to_disk` folder.")
+            "existing file or folder, nor a dataset an installed package offers (entry points 'rlft.datasets'). Give a "
+            ".jsonl/.csv/.parquet/.txt file or a `datasets.save_to_disk` folder.")
     try:
         if path.is_dir():
             ds: Any = datasets.load_from_disk(str(path))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -50,7 +51,6 @@ class PolicyAgent:
         return masked_logits(logits, check_mask(action_mask))
 
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
-        import gymnasium as gym
 
         if isinstance(self.policy.action_space, gym.spaces.Discrete):
             logits = self.distribution_logits(observation, action_mask)
@@ -86,9 +86,10 @@ class RandomAgent:
 
 def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None, seed: int | None = None,
                   trust_pickle: bool = False, device: str = "auto") -> Agent:
-    """Resolve an agent spec: built-in name of the env's agents, ``random``, a run/checkpoint/zip path, or a class.
+    """Resolve an agent spec: a built-in agent of the env, ``random``, an agent class an installed package offers in
+    the entry-point group ``rlft.agents``, a run / checkpoint / ``.zip`` path, or ``pkg.module:Class``.
 
-    Built-in agents may take a parameter after a colon (``alphabeta:2`` -> ``Cls("2")``).
+    Built-in and entry-point agents may take a parameter after a colon (``alphabeta:2`` -> ``Cls("2")``).
     """
     builtins: dict[str, str] = dict(getattr(env_plugin, "agents", {}) or {})
     name, _, arg = spec.partition(":")
@@ -101,6 +102,9 @@ def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None
             raise PluginError(f"Built-in agent '{spec}' cannot be created: {e}") from e
     if spec == "random":
         return RandomAgent(action_space, seed=seed)
+    if name in plugins.entry_point_names("rlft.agents"):  # an installed package's agent class, e.g. `mybot:3`
+        cls = plugins.resolve(name, kind="agent", group="rlft.agents")
+        return _instantiate(cls, [arg] if arg else [], seed=seed, action_space=action_space)
     if Path(spec).exists():
         return load_agent(spec, trust_pickle=trust_pickle, device=device)
     if ":" in spec:

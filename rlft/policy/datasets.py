@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import minari
 import numpy as np
+from minari.dataset.minari_dataset import MinariDataset
+from minari.dataset.minari_storage import MinariStorage
+from minari.storage.datasets_root_dir import get_dataset_path
 
 from rlft.core.errors import DatasetError
 
@@ -37,8 +41,6 @@ def write_dataset(
     env_spec: Any = None,
 ) -> Path:
     """Write Minari ``EpisodeBuffer`` objects to ``out`` (atomically: a killed write leaves no half dataset)."""
-    import minari
-    from minari.dataset.minari_storage import MinariStorage
 
     out = Path(out).absolute()  # Minari mis-joins relative paths when sizing the dataset
     if out.exists() and any(out.iterdir()):
@@ -80,7 +82,6 @@ def find_dataset(spec: str | Path) -> Path:
     for candidate in (p / "data", p):
         if (candidate / "metadata.json").is_file():
             return candidate
-    from minari.storage.datasets_root_dir import get_dataset_path
 
     local = get_dataset_path(str(spec)) / "data"
     if not p.is_absolute() and (local / "metadata.json").is_file():
@@ -98,7 +99,6 @@ def find_dataset(spec: str | Path) -> Path:
 
 def load_dataset(spec: str | Path) -> Any:
     """Open a Minari dataset (see :func:`find_dataset`); a corrupt one raises DatasetError."""
-    from minari.dataset.minari_dataset import MinariDataset
 
     path = find_dataset(spec)
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from tqdm.auto import tqdm
 
 from rlft.core.agent import checked_action
 
@@ -23,7 +25,6 @@ def evaluate_gym(agent: Any, env: Any, episodes: int, seed: int = 0, determinist
 
     Returns the episodes' returns and lengths.
     """
-    from tqdm.auto import tqdm
 
     returns: list[float] = []
     lengths: list[int] = []
@@ -45,8 +46,6 @@ def evaluate_gym(agent: Any, env: Any, episodes: int, seed: int = 0, determinist
 def record_gym_episodes(env: Any, agent: Any, episodes: int, seed: int, deterministic: bool = True,
                         progress: bool = False) -> tuple[list[Any], list[float]]:
     """Play ``episodes`` episodes of a Gymnasium env; return Minari episode buffers and their returns."""
-    from minari.data_collector.episode_buffer import EpisodeBuffer
-    from tqdm.auto import tqdm
 
     buffers, returns = [], []
     for ep in tqdm(range(episodes), desc="record", disable=not progress, unit="ep"):

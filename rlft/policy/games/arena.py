@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from rlft.core.envs import EnvPlugin
 from rlft.core.metrics import log
@@ -33,7 +34,6 @@ def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
 def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
           deterministic: bool = True, progress: bool = False, desc: str = "games") -> GameRecord:
     """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2)."""
-    from tqdm.auto import tqdm
 
     first, second = env.possible_agents
     record = GameRecord()

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from tqdm.auto import tqdm
 
 from rlft.core.agent import checked_action
 from rlft.core.envs import EnvPlugin
@@ -97,7 +99,6 @@ def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deter
 
 def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[Any], list[dict[str, Any]]]:
     """Minari episodes (one per seat per game, observations ``{"observation", "action_mask"}``) and metadata."""
-    from minari.data_collector.episode_buffer import EpisodeBuffer
 
     buffers: list[Any] = []
     meta: list[dict[str, Any]] = []
@@ -135,7 +136,6 @@ def record_game_episodes(plugin: EnvPlugin, env: Any, agent_spec: str, episodes:
                          seed: int = 0, deterministic: bool = True, trust_pickle: bool = False,
                          progress: bool = False) -> dict[str, Any]:
     """``episodes`` games of ``agent_spec`` against itself, both seats recorded (``rlft record`` on a game)."""
-    from tqdm.auto import tqdm
 
 
     space = env.action_space(env.possible_agents[0])

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlft.core.errors import CheckpointError
@@ -102,7 +105,6 @@ def snapshot_payload(policy: Any, spec: Any, masked: bool, key: str) -> dict[str
 def policy_from_payload(payload: dict[str, Any], observation_space: gym.Space[Any], action_space: gym.Space[Any]
                         ) -> Any:
     """Rebuild a frozen :class:`~rlft.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
-    import torch
 
 
     policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space, masked=payload["masked"])
@@ -145,7 +147,6 @@ class SnapshotCallback(BaseCallback):
 
 def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
     """Write the opponent pools of ``venv``'s self-play envs: snapshot weights (safetensors) + ``pool.json``."""
-    from safetensors.numpy import save_file
 
     states = venv.env_method("pool_state")
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,8 +162,6 @@ def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
 
 def load_pool(folder: Path, venv: Any) -> int:
     """Put the pools :func:`save_pool` wrote back into ``venv``'s envs; returns the step of the last snapshot."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     try:
         meta = json.loads((folder / "pool.json").read_text())

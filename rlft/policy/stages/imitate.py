@@ -20,9 +20,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
+from tqdm.auto import tqdm
 
 from rlft.core.checkpoint import load_trainer_state, save_trainer_state
 from rlft.core.errors import DatasetError
@@ -73,7 +75,6 @@ def bc_loss_and_accuracy(policy: ActorCriticPolicy, obs: Any, actions: Any, mask
     For Discrete actions the logits are masked (illegal actions cannot be imitated); for continuous actions the
     policy's Gaussian log-probability is used and "accuracy" is reported as NaN.
     """
-    import gymnasium as gym
 
     if isinstance(policy.action_space, gym.spaces.Discrete):
         log_prob, greedy = _evaluate(policy, obs, actions, masks)
@@ -134,7 +135,6 @@ def behaviour_clone(
     ``checkpoint(epoch, optimizer)`` is called every ``cfg.checkpoint_every`` epochs and at the end of each phase;
     ``restore(optimizer)`` (when resuming) loads the saved optimizer and RNG states into the current phase.
     """
-    from tqdm.auto import tqdm
 
     device = policy.device
     split = split_by_episode(data, cfg.holdout_fraction, seed)
