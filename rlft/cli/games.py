@@ -77,6 +77,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rlft.core.envs import resolve_env
     from rlft.policy.agents import resolve_agent
     from rlft.policy.games.play import GameResult, play_game, write_games
+    from rlft.policy.report import result_of
 
     env_spec = _env_of(args.agent, args.env)
     plugin = resolve_env(env_spec)
@@ -96,7 +97,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             final = env.observe(seats[me])["observation"]
             print("\n" + render(final, me))
             r = result.returns[seats[me]]
-            outcome = "win" if r > 0 else "loss" if r < 0 else "draw"
+            outcome = result_of(r)
             score[outcome] += 1
             print({"win": "You win!", "loss": "You lose.", "draw": "Draw."}[outcome])
             played.append(result)

@@ -130,7 +130,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rlft.core.agent import load_agent
-    from rlft.policy.stages.eval import evaluate_agent
+    from rlft.policy.evaluate import evaluate_agent
 
     setup_logging(args.verbose, args.quiet)
     env_spec, env_kwargs = agent_env(args.agent, args.env)
@@ -166,10 +166,17 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    from rlft.pipeline.registry import BUILTIN_STAGES, installed_stages
+    from rlft.core.errors import RlftError
+    from rlft.pipeline.registry import BUILTIN_STAGES, installed_stages, resolve_stage
+
+    def summary(name: str) -> str:
+        try:
+            return resolve_stage(name).summary
+        except RlftError as e:  # a broken plugin is listed, with why it cannot load
+            return f"(cannot load: {e})"
 
     rows = [{"stage": name, "source": "built-in", "what it does": s.summary} for name, s in BUILTIN_STAGES.items()]
-    rows += [{"stage": name, "source": f"entry point ({value})", "what it does": ""}
+    rows += [{"stage": name, "source": f"entry point ({value})", "what it does": summary(name)}
              for name, value in installed_stages().items()]
     print_table("rlft stages", rows)
     return 0

@@ -59,7 +59,7 @@ class MLMConfig:
     max_length: int = param(64, ge=4)
     """Truncate texts to this many tokens."""
     checkpoint_every: int = param(100, ge=1)
-    """Write a resumable checkpoint every N steps (the newest one is kept)."""
+    """Write a resumable checkpoint every N steps (the newest `keep_checkpoints` are kept)."""
 
 
 @dataclass
@@ -85,7 +85,7 @@ class SSLImageConfig:
     temperature: float = param(0.2, gt=0)
     """`contrastive`: softmax temperature of the NT-Xent loss."""
     checkpoint_every: int = param(200, ge=1)
-    """Write a resumable checkpoint every N steps (the newest one is kept)."""
+    """Write a resumable checkpoint every N steps (the newest `keep_checkpoints` are kept)."""
 
 
 
@@ -130,7 +130,7 @@ class ClassifyConfig:
     log_every: int = param(10, ge=1)
     """Log the training loss every N steps."""
     checkpoint_every: int = param(200, ge=1)
-    """Write a resumable checkpoint every N steps (and at the end); the newest two are kept."""
+    """Write a resumable checkpoint every N steps (and at the end); the newest `keep_checkpoints` are kept."""
     seeds: int = param(1, ge=1)
     """Train this many times (seeds `seed`, `seed+1`, ...) and report the mean; the first run is exported."""
     scratch_baseline: bool = False

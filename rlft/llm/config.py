@@ -132,7 +132,7 @@ class PretrainConfig:
     warmup_ratio: float = param(0.05, ge=0, lt=1)
     """Share of steps spent warming up the learning rate."""
     save_steps: int = param(200, ge=1)
-    """Write a resumable checkpoint every N steps (the newest two are kept)."""
+    """Write a resumable checkpoint every N steps (the newest `keep_checkpoints` are kept)."""
     logging_steps: int = param(20, ge=1)
     """Log train/loss every N steps."""
     eval: LLMEvalConfig = field(default_factory=LLMEvalConfig)

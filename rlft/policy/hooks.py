@@ -52,7 +52,7 @@ class EnvHooks(Protocol):
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
                  opponents: list[str] | None = None, progress: bool = False) -> AgentReport: ...
 
-    def evaluator(self, cfg: FinetuneConfig, seed: int) -> Evaluator: ...
+    def evaluator(self, cfg: FinetuneConfig, seed: int, name: str = "finetune") -> Evaluator: ...
 
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None: ...
 
@@ -98,7 +98,7 @@ class GymHooks:
         finally:
             env.close()
 
-    def evaluator(self, cfg: FinetuneConfig, seed: int) -> Evaluator:
+    def evaluator(self, cfg: FinetuneConfig, seed: int, name: str = "finetune") -> Evaluator:
         env = make_gym_env(self.plugin, self.env_kwargs)
 
         def evaluate(agent: Any) -> dict[str, float]:

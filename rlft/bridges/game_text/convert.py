@@ -25,6 +25,7 @@ from rlft.core.envs import EnvPlugin
 from rlft.core.errors import DatasetError
 from rlft.policy.agents import resolve_agent
 from rlft.policy.datasets import load_transitions
+from rlft.policy.report import result_of
 
 if TYPE_CHECKING:
     pass
@@ -46,7 +47,7 @@ def games_to_text(dataset: str | Path, plugin: EnvPlugin, out: str | Path, *, la
     episodes = int(data.episode.max()) + 1
     returns = np.zeros(episodes)
     np.add.at(returns, data.episode, data.rewards)
-    outcome = np.where(returns > 0, "win", np.where(returns < 0, "loss", "draw"))
+    outcome = [result_of(float(r)) for r in returns]
     rng = np.random.default_rng(seed)
     is_test = rng.random(episodes) < test_fraction
     rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}

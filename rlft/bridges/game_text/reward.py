@@ -40,6 +40,7 @@ from rlft.llm.agent import LLMAgent
 from rlft.llm.rewards import completion_text
 from rlft.policy.agents import resolve_agent
 from rlft.policy.games.play import play_game
+from rlft.policy.report import result_of
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
@@ -103,7 +104,7 @@ def play_move(prompt: str, move: int | None, *, env: str = "tictactoe", opponent
         own, opp = _Stop(), _Stop()
     result = play_game(game, {mover: ScriptedThen([*mine, move], own), other: ScriptedThen(theirs, opp)}, seed=seed)
     r = result.returns[mover]
-    return ("win" if r > 0 else "loss" if r < 0 else "draw"), float(r)
+    return result_of(r), float(r)
 
 
 class _Stop:

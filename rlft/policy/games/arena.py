@@ -118,21 +118,21 @@ def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any]
             "elo": {a: float(elo[i]) for i, a in enumerate(names)}}
 
 
-def game_evaluator(plugin: EnvPlugin, env_kwargs: dict[str, Any], cfg: SelfPlayConfig, episodes: int, seed: int
-                   ) -> Callable[[Any], dict[str, float]]:
+def game_evaluator(plugin: EnvPlugin, env_kwargs: dict[str, Any], cfg: SelfPlayConfig, episodes: int, seed: int,
+                   name: str = "finetune") -> Callable[[Any], dict[str, float]]:
     """Periodic evaluation during fine-tuning: win / loss rate vs each evaluation opponent, and an Elo rating.
 
     The evaluation opponents are rated once against each other (``elo_games`` per pair; the first opponent is
     pinned at 0); the learner's Elo is then fitted against those fixed ratings, so the curve is comparable over time.
     """
     sp = cfg
-    opponents = list(sp.eval_opponents or ["random"])
+    opponents = list(sp.eval_opponents or ["random"])  # the first one's win rate is the headline
     ratings: np.ndarray | None = None
     if sp.elo_games > 0 and len(opponents) > 1:
         rated = arena(plugin, env_kwargs, {o: o for o in opponents}, sp.elo_games, seed=seed)
         ratings = np.array([rated["elo"][o] for o in opponents])
         ratings -= ratings[0]
-        log.info("finetune: evaluation opponents rated %s", {o: round(float(r)) for o, r in zip(opponents, ratings)})
+        log.info("%s: evaluation opponents rated %s", name, {o: round(float(r)) for o, r in zip(opponents, ratings)})
 
     def evaluate(agent: Any) -> dict[str, float]:
         result = evaluate_game(agent, plugin, env_kwargs, opponents, episodes, seed=seed)

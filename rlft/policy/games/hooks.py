@@ -44,8 +44,8 @@ class GameHooks:
         moves = agent.move_stats() if callable(getattr(agent, "move_stats", None)) else None  # LLM agents
         return AgentReport(per_opponent=per, moves=moves)
 
-    def evaluator(self, cfg: FinetuneConfig, seed: int) -> Any:
-        return game_evaluator(self.plugin, self.env_kwargs, cfg.self_play, cfg.eval_episodes, seed)
+    def evaluator(self, cfg: FinetuneConfig, seed: int, name: str = "finetune") -> Any:
+        return game_evaluator(self.plugin, self.env_kwargs, cfg.self_play, cfg.eval_episodes, seed, name)
 
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter:
         """The learner's seat of the game against the opponent pool (plain data, so subprocess envs get it too)."""

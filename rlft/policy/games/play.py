@@ -24,6 +24,7 @@ from rlft.core.errors import PluginError
 from rlft.core.metrics import log
 from rlft.policy.agents import resolve_agent
 from rlft.policy.datasets import write_dataset
+from rlft.policy.report import result_of
 
 if TYPE_CHECKING:
     pass
@@ -116,7 +117,7 @@ def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[An
             buffers.append(EpisodeBuffer(id=first_id + len(buffers), observations=obs,
                                          actions=np.asarray(trace.actions, dtype=np.int64), rewards=rewards,
                                          terminations=[False] * (n - 1) + [True], truncations=[False] * n, infos={}))
-            meta.append({"game": g, "player": seat, "result": "win" if final > 0 else "loss" if final < 0 else "draw",
+            meta.append({"game": g, "player": seat, "result": result_of(final),
                          "return": final})
     return buffers, meta
 

@@ -21,15 +21,6 @@ from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import Headline, StageResult
 from rlft.policy.config import EvalConfig
 from rlft.policy.hooks import env_hooks
-from rlft.policy.report import AgentReport
-
-
-def evaluate_agent(agent: Any, env_spec: str, env_kwargs: dict[str, Any], episodes: int, seed: int,
-                   deterministic: bool = True, opponents: list[str] | None = None, progress: bool = False
-                   ) -> AgentReport:
-    """Evaluate one agent on ``env_spec``: returns, or W/D/L against each opponent on a two-player game."""
-    return env_hooks(env_spec, env_kwargs).evaluate(agent, episodes, seed=seed, deterministic=deterministic,
-                                                    opponents=opponents, progress=progress)
 
 
 def run(ctx: StageContext[EvalConfig]) -> StageResult:
@@ -39,7 +30,7 @@ def run(ctx: StageContext[EvalConfig]) -> StageResult:
     if not agents:
         raise RlftError("The eval stage found no agent to evaluate: run `imitate` or `finetune` before `eval`, "
                         "or use `rlft eval PATH` on an existing agent.")
-    hooks = env_hooks(ctx.env.id, ctx.env.kwargs)
+    hooks = env_hooks(ctx.env.id, ctx.env.kwargs)  # probed once for every agent
     table: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     headline: Headline | None = None

@@ -214,7 +214,7 @@ def run(ctx: StageContext[FinetuneConfig]) -> StageResult:
     with ctx.metrics() as metrics:
         runner = FinetuneRunner(cfg=cfg, env_spec=env_spec, env_kwargs=env_kwargs, seed=ctx.seed, device=ctx.device,
                                 checkpoints=ctx.checkpointer(), tb_dir=ctx.run.tb_dir(ctx.name),
-                                evaluator=hooks.evaluator(cfg, seed=10_000 + ctx.seed), metrics=metrics,
+                                evaluator=hooks.evaluator(cfg, seed=10_000 + ctx.seed, name=ctx.name), metrics=metrics,
                                 progress=ctx.progress, hooks=hooks, name=ctx.name)
         runner.build(init_policy, spec)
         latest = ctx.checkpointer().latest() if ctx.resume else None
