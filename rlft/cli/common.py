@@ -42,6 +42,10 @@ def setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> N
         os.environ["TQDM_DISABLE"] = "1"
 
 
+_TEXT_COLUMNS = ("agent", "stage", "opponent", "kind", "headline", "source", "what it does", "name", "description",
+                 "run", "metric")
+
+
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     """Render rows (dicts with the same keys) as a table on stdout."""
     from rich.console import Console
@@ -52,7 +56,7 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=title)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     for col in columns:
-        table.add_column(col, justify="left" if col in ("agent", "stage", "opponent", "kind", "headline") else "right")
+        table.add_column(col, justify="left" if col in _TEXT_COLUMNS else "right")
     for row in rows:
         table.add_row(*[fmt(row.get(c, "")) for c in columns])
     Console(width=max(100, os.get_terminal_size().columns if sys.stdout.isatty() else 120)).print(table)
