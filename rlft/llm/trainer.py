@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def trainer_kwargs(ctx: StageContext[Any], *, lr: float, batch_size: int, max_st
                    save_steps: int = 100, logging_steps: int = 10, warmup: float = 0.0) -> dict[str, Any]:
     """Keyword arguments common to every trainer config (TrainingArguments, SFTConfig, GRPOConfig, RLOOConfig)."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.tb_dir(ctx.name))
+    shutil.rmtree(staging_dir(ctx), ignore_errors=True)  # a half-written checkpoint-N of a killed run is not resumable
     return {
         "output_dir": str(staging_dir(ctx)),
         "learning_rate": lr,
