@@ -1,6 +1,6 @@
 """Built-in environment plugins (installed as ``rlft.envs``).
 
-Each entry maps a short name to an :class:`~rlft.environment.EnvPlugin`: a factory returning a Gymnasium env or a
+Each entry maps a short name to an :class:`~rlft.core.envs.EnvPlugin`: a factory returning a Gymnasium env or a
 PettingZoo env, plus the scripted experts/opponents that come with it. Third-party packages add envs through the
 entry-point group ``rlft.envs`` (the entry point may be an ``EnvPlugin`` or a plain factory), and any env works by
 spec: a Gymnasium id, ``pkg.module:make_env`` or ``path/to/file.py:make_env``.

@@ -1,1 +1,1 @@
-"""x"""
+"""Bridges: the only code that imports two kinds of model."""

@@ -1,8 +1,8 @@
-"""LLM fine-tuning through the rlft pipeline: ``init`` -> ``pretrain`` -> ``sft`` -> ``rl`` (-> ``llm_eval``).
+"""The LLM kind: causal LMs through the pipeline -- ``build`` -> ``pretrain`` -> ``sft`` -> ``rl`` (-> ``llm_eval``).
 
-Each stage is one readable file: :mod:`rlft.llm.init` (tiny tokenizer + model built offline),
-:mod:`rlft.llm.pretrain` (self-supervised causal LM), :mod:`rlft.llm.sft` (TRL SFTTrainer), :mod:`rlft.llm.rl`
-(TRL GRPOTrainer / RLOOTrainer with reward plugins), :mod:`rlft.llm.evaluate` (held-out exact match and reward).
-Shared pieces: :mod:`rlft.llm.config`, :mod:`rlft.llm.data`, :mod:`rlft.llm.model`, :mod:`rlft.llm.rewards`,
-:mod:`rlft.llm.common`. See docs/llm.md.
+Each stage is one readable file in :mod:`rlft.llm.stages`: ``build`` (tiny tokenizer + model built offline),
+``pretrain`` (self-supervised causal LM), ``sft`` (TRL SFTTrainer), ``rl`` (TRL GRPOTrainer / RLOOTrainer with reward
+plugins), ``llm_eval`` (held-out exact match and reward). Shared pieces: :mod:`rlft.llm.config` (the leaf config
+module), :mod:`rlft.llm.data`, :mod:`rlft.llm.model`, :mod:`rlft.llm.rewards`, :mod:`rlft.llm.generation`,
+:mod:`rlft.llm.evaluate`, :mod:`rlft.llm.trainer`. See docs/llm.md.
 """

@@ -43,7 +43,7 @@ _STATS = ("moves", "free_legal", "unparsable", "illegal", "reasked", "fallbacks"
 
 
 class GameLLMAgent:
-    """An :class:`LLMAgent` plus a text view: an :class:`~rlft.agents.Agent` for board-game observations."""
+    """An :class:`LLMAgent` plus a text view: an :class:`~rlft.core.agent.Agent` for board-game observations."""
 
     def __init__(self, llm: LLMAgent, view: Any, *, env: str = "", policy: MovePolicy = "constrained",
                  retries: int = 2, temperature: float = 1.0, audit: bool = False) -> None:

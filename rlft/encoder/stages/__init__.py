@@ -1,1 +1,1 @@
-"""x"""
+"""The encoder stages, one file each: ``classify``, ``mlm``, ``ssl_image``."""

@@ -61,7 +61,7 @@ class GameResult:
 
 def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deterministic: bool | dict[str, bool] = True,
               record: bool = False, on_position: Callable[[Any], None] | None = None) -> GameResult:
-    """Play one game of an AEC env; ``seats`` maps each agent name to an :class:`~rlft.agents.Agent`.
+    """Play one game of an AEC env; ``seats`` maps each agent name to an :class:`~rlft.core.agent.Agent`.
 
     Every action is checked against the mask (an illegal one raises IllegalActionError). Rewards are accumulated
     per seat in AEC order (``env.last()`` gives each seat what it earned since its previous move).

@@ -104,7 +104,7 @@ def snapshot_payload(policy: Any, spec: Any, masked: bool, key: str) -> dict[str
 
 def policy_from_payload(payload: dict[str, Any], observation_space: gym.Space[Any], action_space: gym.Space[Any]
                         ) -> Any:
-    """Rebuild a frozen :class:`~rlft.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
+    """Rebuild a frozen :class:`~rlft.policy.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
 
 
     policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space, masked=payload["masked"])

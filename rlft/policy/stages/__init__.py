@@ -1,1 +1,1 @@
-"""x"""
+"""The policy stages, one file each: ``record``, ``imitate``, ``finetune``, ``eval``."""
