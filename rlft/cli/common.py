@@ -127,19 +127,31 @@ def parse_kwargs(items: list[str]) -> dict[str, Any]:
 
 
 def agent_env(path: str, env: str | None) -> tuple[str, dict[str, Any]]:
-    """The env to evaluate an agent on: --env, else the run's config, else the checkpoint's metadata."""
+    """The env to evaluate an agent on: --env, else the run's config, else the checkpoint's metadata.
+
+    An env read from a file is one the file names: a ``module:Name`` spec there is refused without ``--trust-code``.
+    """
     if env is not None:
         return env, {}
+    from rlft.core import plugins
+    from rlft.core.envs import resolve_env
+
     p = Path(path)
     if (p / "config.yaml").is_file():
-        cfg = load_pipeline_config(p / "config.yaml", [])
+        source = f"the saved config '{p / 'config.yaml'}'"
+        with plugins.code_named_by(source):
+            cfg = load_pipeline_config(p / "config.yaml", [])
+            resolve_env(cfg.env.id)
         return cfg.env.id, dict(cfg.env.kwargs)
     from rlft.core.agent import agent_folder
     from rlft.core.rundir import read_json
 
     if p.suffix != ".zip":
-        meta = read_json(agent_folder(p) / "agent.json", "agent metadata")
+        file = agent_folder(p) / "agent.json"
+        meta = read_json(file, "agent metadata")
         if meta.get("env"):
+            with plugins.code_named_by(f"the agent file '{file}'"):
+                resolve_env(str(meta["env"]))
             return str(meta["env"]), {}
     raise ConfigError(f"Cannot tell which env '{path}' plays; pass --env SPEC.")
 
@@ -148,6 +160,9 @@ def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow `module:Name` / `file.py:Name` plugin specs named in files rlft reads (a run's saved "
+                        "config, a checkpoint's agent.json): importing them runs their code")
 
 
 def subcommand(subparsers: Any, name: str, help: str, example: str, aliases: tuple[str, ...] = ()

@@ -9,13 +9,52 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from rlft.cli.common import agent_env, print_table, subcommand
-from rlft.core.errors import ConfigError, PluginError
+from rlft.cli.pipeline import check_count_flags
+from rlft.core.config import param
+from rlft.core.errors import ConfigError, DatasetError, PluginError
+
+
+@dataclass
+class GameFlags:
+    """Bounds of the game commands' flags that stand for no config key (``--games``, ``--fps``)."""
+
+    games: int = param(1, ge=1)
+    """`rlft play`: games to play."""
+    fps: int = param(2, ge=1)
+    """`rlft render`: frames per second of the GIF."""
+
+
+def _check_flags(args: argparse.Namespace, *names: str) -> None:
+    """``--episodes`` / ``--seed`` by the bounds of the config keys they stand for; ``--games`` / ``--fps`` by
+    :class:`GameFlags` (so ``--episodes 0`` is an error naming the flag, exit code 2)."""
+    from rlft.pipeline.config import PipelineConfig
+    from rlft.policy.config import EvalConfig
+
+    known: dict[str, tuple[type, str, str]] = {
+        "episodes": (EvalConfig, "episodes", "eval.episodes"), "seed": (PipelineConfig, "seed", "seed"),
+        "games": (GameFlags, "games", ""), "fps": (GameFlags, "fps", "")}
+    check_count_flags(args, {name: known[name] for name in names})
+
+
+def _game(env_spec: str) -> Any:
+    """The env plugin of a two-player game; a single-agent env is a clear error (these commands play games)."""
+    from rlft.core.envs import is_pettingzoo, resolve_env
+
+    plugin = resolve_env(env_spec)
+    probe = plugin.make()
+    two_player = is_pettingzoo(probe)
+    probe.close()
+    if not two_player:
+        raise ConfigError(f"'{env_spec}' is a single-agent env; play, arena and render need a two-player game "
+                          "(connect_four, tictactoe, or a PettingZoo plugin). Use `rlft eval` for a single-agent env.")
+    return plugin
 
 
 def _env_of(agent: str, env: str | None) -> str:
@@ -74,13 +113,16 @@ class HumanAgent:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from rlft.core.envs import resolve_env
     from rlft.policy.agents import resolve_agent
     from rlft.policy.games.play import GameResult, play_game, write_games
     from rlft.policy.report import result_of
 
+    _check_flags(args, "games", "seed")
+    if args.save and Path(args.save).exists() and any(Path(args.save).iterdir()):  # before, not after, the games
+        raise DatasetError(f"The folder '{args.save}' already exists and is not empty; rlft never overwrites recorded "
+                           "games. Choose another --save folder.")
     env_spec = _env_of(args.agent, args.env)
-    plugin = resolve_env(env_spec)
+    plugin = _game(env_spec)
     env = plugin.make()
     seats = list(env.possible_agents)
     render = _text_renderer(plugin)
@@ -117,13 +159,13 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_arena(args: argparse.Namespace) -> int:
     import json
 
-    from rlft.core.envs import resolve_env
     from rlft.policy.games.arena import arena
 
+    _check_flags(args, "episodes", "seed")
     if len(args.agents) < 2:
         raise ConfigError("The arena needs at least two agents.")
     env_spec = _env_of(args.agents[0], args.env)
-    plugin = resolve_env(env_spec)
+    plugin = _game(env_spec)
     names = {a: a for a in dict.fromkeys(args.agents)}
     result = arena(plugin, {}, names, args.episodes, seed=args.seed, deterministic=not args.sample,
                    progress=not args.quiet)
@@ -139,12 +181,12 @@ def cmd_arena(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     import imageio.v2 as imageio
 
-    from rlft.core.envs import resolve_env
     from rlft.policy.agents import resolve_agent
     from rlft.policy.games.play import play_game
 
+    _check_flags(args, "seed", "fps")
     env_spec = _env_of(args.first, args.env)
-    plugin = resolve_env(env_spec)
+    plugin = _game(env_spec)
     env = plugin.make(render_mode="rgb_array")
     seats = list(env.possible_agents)
     space = env.action_space(seats[0])
@@ -161,7 +203,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     result = play_game(env, players, seed=args.seed, on_position=grab)
     frames += [frames[-1]] * 3  # hold the final position
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(args.out, frames, duration=1000 // max(args.fps, 1), loop=0)
+    imageio.mimsave(args.out, frames, duration=1000 // args.fps, loop=0)
     env.close()
     print(f"wrote {args.out}: {result.moves} moves, result {result.returns}")
     return 0

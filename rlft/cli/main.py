@@ -8,10 +8,16 @@ the commands, so ``rlft --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar, cast
 
 from rlft.cli import compare, games, llm, pipeline
 from rlft.cli.common import setup_logging
+from rlft.core import plugins
 from rlft.core.errors import RlftError
 
 COMMANDS = (
@@ -35,6 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_Main = TypeVar("_Main", bound=Callable[..., int])
+
+
+def _quiet_on_broken_pipe(fn: _Main) -> _Main:
+    """A reader that stops early (``rlft config --docs | head``) ends the command quietly, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            code = fn(argv)
+            sys.stdout.flush()  # short output is still in the buffer: a closed pipe shows here, not at exit
+            return code
+        except BrokenPipeError:
+            try:  # the interpreter flushes stdout again at exit: send that to /dev/null (Python's documented recipe)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # stdout without a file descriptor (captured in a test)
+                pass
+            return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
+    return cast(_Main, wrapper)
+
+
+@_quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rlft`` console script."""
     parser = build_parser()
@@ -44,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False))
     try:
-        return int(args.func(args) or 0)
+        with plugins.trusting(getattr(args, "trust_code", False)):
+            return int(args.func(args) or 0)
     except RlftError as e:
         if args.debug:
             raise
@@ -52,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)
-        hint = f" Resume with: rlft train --run-dir {run_dir} --resume" if run_dir else ""
+        hint = ""
+        if run_dir and (Path(run_dir) / "config.yaml").is_file():
+            hint = f" Resume with: rlft train --run-dir {run_dir} --resume"
+        elif run_dir:
+            hint = f" Nothing was saved yet: run the same command again (it may reuse '{run_dir}')."
         print(f"\ninterrupted.{hint}", file=sys.stderr)
         return 130
 

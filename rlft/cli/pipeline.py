@@ -26,6 +26,7 @@ from rlft.cli.common import (
     setup_logging,
     subcommand,
 )
+from rlft.core import plugins
 from rlft.core.errors import ConfigError, DatasetError, RunDirError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,13 +39,14 @@ def _on_stage_end(stage: str, result: Any) -> None:
 
 def _run(cfg: Any, run_dir: Path, resume: bool, args: argparse.Namespace) -> int:
     from rlft.core.rundir import RunDir
+    from rlft.pipeline.config import pipeline_yaml
     from rlft.pipeline.runner import run_pipeline
 
     if int(os.environ.get("RANK", "0")) > 0:  # a worker of `accelerate launch`: rank 0 owns the run folder
         import tempfile
 
         run_dir, resume = Path(tempfile.mkdtemp(prefix=f"rlft-rank{os.environ['RANK']}-")), False
-    run = RunDir.create(run_dir, resume=resume)
+    run = RunDir.create(run_dir, resume=resume, config=None if resume else pipeline_yaml(cfg))
     setup_logging(args.verbose, args.quiet, run_dir / "run.log")
     start = time.time()
     results = run_pipeline(cfg, run, resume=resume, progress=not args.quiet, on_stage_end=_on_stage_end)
@@ -79,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if pipeline_to_dict(given) != read_yaml(saved):
                 raise ConfigError(f"The config '{args.config}' differs from the one the run in '{run_dir}' was "
                                   "started with; resume without CONFIG to continue it as it was.")
-        return _run(load_pipeline_config(saved, []), run_dir, True, args)
+        with plugins.code_named_by(f"the saved config '{saved}'"):
+            return _run(load_pipeline_config(saved, []), run_dir, True, args)
     cfg = load_pipeline_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg.name)
     return _run(cfg, run_dir, False, args)
@@ -98,26 +101,65 @@ def _stage_command(stage: str) -> Handler:
         overrides = [f"stages=[{stage}]"]
         for key, attr in _STAGE_FLAGS[stage]:
             value = getattr(args, attr, None)
+            if isinstance(value, int):  # the bounds of the config key, with an error naming the flag
+                _check_stage_flag(key, value, f"--{attr}")
             if value is not None:
-                overrides.append(f"{key}={value}")
+                overrides.append(f"{key}={_yaml_value(value)}")
         if stage == "finetune" and args.init is None and not args.config:
             overrides.append("finetune.start_from=scratch")  # alone, there is no earlier stage to start from
         if args.env is not None:
-            overrides.append(f"env.id={args.env}")
+            overrides.append(f"env.id={_yaml_value(args.env)}")
         overrides += args.set
         if args.resume:
-            cfg = load_pipeline_config(Path(args.run_dir) / "config.yaml", [])
-        else:
-            cfg = load_pipeline_config(resolve_config_path(args.config) if args.config else None, overrides)
+            if args.run_dir is None:
+                raise ConfigError("--resume needs --run-dir DIR: the run folder to continue.")
+            saved = Path(args.run_dir) / "config.yaml"
+            with plugins.code_named_by(f"the saved config '{saved}'"):
+                return _run(load_pipeline_config(saved, []), Path(args.run_dir), True, args)
+        cfg = load_pipeline_config(resolve_config_path(args.config) if args.config else None, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(f"{cfg.name}-{stage}")
-        return _run(cfg, run_dir, args.resume, args)
+        return _run(cfg, run_dir, False, args)
 
     return handler
 
 
+def _yaml_value(value: Any) -> str:
+    """A flag's value as the text of a ``--set`` override: strings quoted, so `--env on` stays the string 'on'."""
+    import json
+
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def _check_stage_flag(key: str, value: int, flag: str) -> None:
+    """``--epochs`` / ``--timesteps``: the bounds of the config key they set (imitate.epochs, ...)."""
+    from rlft.core.config import check_flag
+    from rlft.pipeline.registry import resolve_stage
+
+    section, name = key.split(".")
+    check_flag(resolve_stage(section).config_class(), name, value, flag, key)
+
+
+def check_count_flags(args: argparse.Namespace, flags: dict[str, tuple[type, str, str]]) -> None:
+    """Check count / seed flags by the bounds of the config fields they stand for, before any work starts.
+
+    ``flags`` maps an argument name to (config class, field, dotted config key), e.g.
+    ``{"episodes": (RecordConfig, "episodes", "record.episodes")}``; ``--episodes -3`` is a ConfigError (exit 2).
+    """
+    from rlft.core.config import check_flag
+
+    for attr, (cls, name, key) in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            check_flag(cls, name, value, f"--{attr.replace('_', '-')}", key)
+
+
 def cmd_record(args: argparse.Namespace) -> int:
+    from rlft.pipeline.config import PipelineConfig
+    from rlft.policy.config import RecordConfig
     from rlft.policy.stages.record import record
 
+    check_count_flags(args, {"episodes": (RecordConfig, "episodes", "record.episodes"),
+                             "seed": (PipelineConfig, "seed", "seed")})
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"The dataset folder '{out}' already exists and is not empty; rlft never overwrites "
@@ -130,12 +172,16 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rlft.core.agent import load_agent
+    from rlft.policy.config import EvalConfig
     from rlft.policy.evaluate import evaluate_agent
 
+    check_count_flags(args, {"episodes": (EvalConfig, "episodes", "eval.episodes"),
+                             "seed": (EvalConfig, "seed", "eval.seed")})
     setup_logging(args.verbose, args.quiet)
     env_spec, env_kwargs = agent_env(args.agent, args.env)
     env_kwargs.update(parse_kwargs(args.env_kwarg))
-    agent = load_agent(args.agent, trust_pickle=args.trust_pickle, env=env_spec)
+    with plugins.user_given(args.env or ""):
+        agent = load_agent(args.agent, trust_pickle=args.trust_pickle, env=env_spec)
     report = evaluate_agent(agent, env_spec, env_kwargs, args.episodes, args.seed, deterministic=not args.sample,
                             opponents=args.opponent or None, progress=not args.quiet)
     print_table(f"{args.agent} on {env_spec}", result_rows({args.agent: report.to_json()}))
@@ -248,7 +294,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="optional YAML config for the other settings")
     p.add_argument("--env", help="env spec the dataset was recorded on")
     p.add_argument("--dataset", help="Minari dataset folder or local dataset id")
-    p.add_argument("--init", help="start from this run/checkpoint/.zip instead of a fresh network (start_from)")
+    p.add_argument("--init", help="start from this run/checkpoint/.zip instead of a fresh network (imitate.start_from;"
+                                  " default: a fresh network, or with --config the config's imitate.start_from)")
     p.add_argument("--epochs", type=int)
     run_flags(p)
     p.set_defaults(func=_stage_command("imitate"))
@@ -257,7 +304,8 @@ def register(sub: Any) -> None:
                    "rlft finetune --env cartpole --init runs/bc --run-dir runs/ppo --timesteps 20000")
     p.add_argument("--config", help="optional YAML config for the other settings")
     p.add_argument("--env", help="env spec")
-    p.add_argument("--init", help="`scratch`, or a run/checkpoint/.zip to start from (start_from; default: scratch)")
+    p.add_argument("--init", help="`scratch`, or a run/checkpoint/.zip to start from (finetune.start_from; default: "
+                                  "scratch, or with --config the config's finetune.start_from)")
     p.add_argument("--timesteps", type=int, help="total env steps")
     run_flags(p)
     p.set_defaults(func=_stage_command("finetune"))

@@ -79,12 +79,13 @@ def agent_folder(path: str | Path) -> Path:
     )
 
 
-def load_agent(path: str | Path, *, device: str = "auto", trust_pickle: bool = False,
+def load_agent(path: str | Path, *, device: str = "auto", trust_pickle: bool = False, trust_code: bool = False,
                env: str | None = None) -> Agent:
     """Load an agent from a run folder, a checkpoint folder or an SB3 ``.zip``.
 
     ``trust_pickle`` allows SB3's full load, which unpickles (and so can execute) code from the file; without it a
     ``.zip`` is read weights-only. ``env`` (a spec) supplies spaces when an SB3 file's metadata lacks them.
+    ``trust_code`` allows ``module:Name`` specs that ``agent.json`` names (an LLM agent's env) to be imported.
     """
     device = resolve_device(device)
     p = Path(path)
@@ -96,7 +97,9 @@ def load_agent(path: str | Path, *, device: str = "auto", trust_pickle: bool = F
     if not isinstance(kind, str) or kind not in AGENT_LOADERS and ":" in kind:
         # a `module:fn` kind read from a file would run code the file names: only built-ins and entry points
         raise CheckpointError(f"'{folder}' holds an agent of unknown kind {kind!r}; known: {sorted(AGENT_LOADERS)}.")
-    return agent_loader(kind)(folder, meta, device)  # type: ignore[no-any-return]
+    with plugins.code_named_by(f"the agent file '{folder / 'agent.json'}'"), plugins.trusting(
+            trust_code or plugins.code_trusted()):
+        return agent_loader(kind)(folder, meta, device)  # type: ignore[no-any-return]
 
 
 def checked_action(agent: Any, obs: Any, mask: Any, deterministic: bool, action_space: Any = None) -> Any:

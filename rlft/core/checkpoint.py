@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from rlft.core.errors import CheckpointError
+from rlft.core.metrics import log
 from rlft.core.rundir import AtomicDir, load_safetensors, read_json, write_json
 
 
@@ -166,6 +168,25 @@ class Checkpointer:
         """The newest complete checkpoint (None when there is none)."""
         found = self.all()
         return found[-1] if found else None
+
+    def newest_readable(self, read: Callable[[Path], object], what: str = "checkpoint") -> Path | None:
+        """The newest checkpoint that ``read(folder)`` (a check that only reads) accepts.
+
+        A damaged newest checkpoint (``read`` raises CheckpointError: a truncated or overwritten file) is renamed to
+        ``.<step>.damaged`` with a warning -- so it is neither resumed nor kept as "newest" -- and the one before it
+        is tried. None when there is no readable checkpoint (the stage starts from the beginning).
+        """
+        for folder in reversed(self.all()):
+            try:
+                read(folder)
+                return folder
+            except CheckpointError as e:
+                damaged = folder.with_name(f".{folder.name}.damaged")
+                shutil.rmtree(damaged, ignore_errors=True)
+                os.replace(folder, damaged)
+                log.warning("The %s '%s' is damaged (%s); it was set aside as '%s' and the one before it is used.",
+                            what, folder, e, damaged.name)
+        return None
 
     def step_of(self, folder: Path) -> int:
         return int(folder.name)

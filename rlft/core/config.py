@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
+import operator
 import textwrap
 import types
 import typing
@@ -69,6 +71,19 @@ class Origins:
         return self.default
 
 
+class _NotFinite(ConfigError):
+    """A float value that is NaN or infinite (rejected for every float field)."""
+
+
+def _show(value: Any) -> str:
+    """``repr(value)`` for an error message, cut to 80 characters (and safe for an int too long to print)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits
+        return f"<an int of {value.bit_length()} bits>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -79,7 +94,7 @@ def _coerce(value: Any, tp: Any, key: str, origins: Origins) -> Any:
     def fail(expected: str) -> ConfigError:
         return ConfigError(
             f"Config key '{key}' (from {origins.of(key)}) has the wrong type: expected {expected}, got "
-            f"{type(value).__name__} {value!r}. Fix the value in that file or pass --set {key}=<value>."
+            f"{type(value).__name__} {_show(value)}. Fix the value in that file or pass --set {key}=<value>."
         )
 
     if tp is Any:
@@ -97,12 +112,15 @@ def _coerce(value: Any, tp: Any, key: str, origins: Origins) -> Any:
                 return _coerce(value, arg, key, origins)
             except ConfigError as e:
                 errors.append(e)
+        for err in errors:  # a number of the right type but NaN / inf: say that, not "wrong type"
+            if isinstance(err, _NotFinite):
+                raise err
         raise fail(" or ".join(_type_name(a) for a in args))
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
             raise ConfigError(
-                f"Config key '{key}' (from {origins.of(key)}) must be one of {list(choices)}, got {value!r}."
+                f"Config key '{key}' (from {origins.of(key)}) must be one of {list(choices)}, got {_show(value)}."
             )
         return value
     if origin is list:
@@ -121,7 +139,13 @@ def _coerce(value: Any, tp: Any, key: str, origins: Origins) -> Any:
         if not isinstance(value, dict):
             raise fail(f"a mapping of {_type_name(tp)} fields")
         return build(tp, value, key, origins)  # type: ignore[arg-type]
-    return _coerce_scalar(value, tp, fail)
+    result = _coerce_scalar(value, tp, fail)
+    if isinstance(result, float) and not math.isfinite(result):  # a YAML .nan / .inf, or the string "nan" / "inf"
+        raise _NotFinite(
+            f"Config key '{key}' (from {origins.of(key)}) must be a finite number, got {_show(value)}. Fix the value "
+            f"in that file or pass --set {key}=<number>."
+        )
+    return result
 
 
 def _coerce_scalar(value: Any, tp: Any, fail: Any) -> Any:
@@ -137,36 +161,57 @@ def _coerce_scalar(value: Any, tp: Any, fail: Any) -> Any:
             return int(value)
         raise fail("an integer")
     if tp is float:
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                raise fail("a number small enough for a float") from None
+        elif isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise fail("a number")
+        if number is None:
+            raise fail("a number")
+        return number  # possibly nan / inf: _coerce rejects those with their own message
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
+            try:
+                return str(value)
+            except ValueError:  # an int of more digits than Python converts to text
+                pass
         raise fail("a string")
     return value
 
 
+_BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
+
+
+def bounds_problem(value: Any, meta: Any) -> str | None:
+    """Why ``value`` breaks the bounds in a field's metadata (e.g. ``"must be >= 1"``), or None when it keeps them.
+
+    Never raises: a value that is not a number has no bounds to break (its type is checked elsewhere), and a float
+    that is NaN or infinite is reported as such instead of being compared.
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    for name, limit in meta.items():
+        if name in _BOUNDS:
+            check, word = _BOUNDS[name]
+            if not check(value, limit):
+                return f"must be {word} {limit}"
+    return None
+
+
 def _check_bounds(value: Any, field: dataclasses.Field[Any], key: str, origins: Origins) -> None:
-    if value is None or not isinstance(value, int | float):
-        return
-    meta = field.metadata
-    checks = [("ge", value >= meta.get("ge", value)), ("gt", "gt" not in meta or value > meta["gt"]),
-              ("le", value <= meta.get("le", value)), ("lt", "lt" not in meta or value < meta["lt"])]
-    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    for name, ok in checks:
-        if not ok:
-            raise ConfigError(
-                f"Config key '{key}' (from {origins.of(key)}) is out of range: {value!r} must be "
-                f"{words[name]} {meta[name]}."
-            )
+    problem = bounds_problem(value, field.metadata)
+    if problem:
+        raise ConfigError(f"Config key '{key}' (from {origins.of(key)}) is out of range: {_show(value)} {problem}.")
 
 
 def build(cls: type[T], data: dict[str, Any], prefix: str, origins: Origins) -> T:
@@ -225,7 +270,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"Bad override '--set {text}': the key is empty.")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an int of more digits than Python converts
         value = raw
     return key, value
 
@@ -256,7 +301,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file '{p}' does not exist. Pass a path to a YAML file, e.g. configs/cartpole.yaml.")
     try:
         data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: also bytes that are not UTF-8 text
         raise ConfigError(f"Config file '{p}' is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"Config file '{p}' must hold a mapping of keys to values at the top level.")
@@ -274,6 +319,23 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Load ``cls`` from a YAML file (optional) and ``--set`` overrides, validating every key."""
     data = read_yaml(path) if path is not None else {}
     return from_dict(cls, data, source=f"config file '{path}'" if path else "defaults", overrides=overrides)
+
+
+def check_flag(cls: type, name: str, value: Any, flag: str, key: str | None = None) -> Any:
+    """Check a command-line flag's value against the type and bounds of the config field ``cls.name``.
+
+    So a flag and the config key it stands for accept the same values: ``check_flag(RecordConfig, "episodes", -3,
+    "--episodes", "record.episodes")`` raises ConfigError "--episodes -3 is out of range: it must be >= 1 ...".
+    Returns the (coerced) value.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    origins = Origins(f"the command line ({flag})")
+    value = _coerce(value, typing.get_type_hints(cls)[name], key or name, origins)
+    problem = bounds_problem(value, fields[name].metadata)
+    if problem:
+        same = f" (the same bound as the config key '{key}')" if key else ""
+        raise ConfigError(f"{flag} {_show(value)} is out of range: it {problem}{same}. Pass a valid {flag}.")
+    return value
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

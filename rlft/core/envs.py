@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 from rlft.core import plugins
@@ -89,6 +90,7 @@ def resolve_env(spec: str) -> EnvPlugin:
     if spec in gym.registry:
         return _gym_id_plugin(spec)
     if ":" in spec:
+        plugins.check_code_allowed(spec, "env")
         target, attr = spec.rsplit(":", 1)
         try:
             obj = plugins.import_object(spec, "env")
@@ -142,7 +144,25 @@ def check_gym_env(env: Any, name: str) -> list[str]:
                 f"Env plugin '{name}' breaks the Gymnasium API: {rule} "
                 "Fix the env (see https://gymnasium.farama.org/api/env/), then re-run `rlft check-env`."
             ) from e
+    _check_finite_rollout(env, name)
     return [str(w.message) for w in caught]
+
+
+def _check_finite_rollout(env: Any, name: str, steps: int = 200) -> None:
+    """Play ``steps`` random steps: every observation and reward must be finite (NaN reaches the logits otherwise)."""
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    for t in range(steps):
+        values = obs.values() if isinstance(obs, dict) else [obs]
+        if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in values):
+            raise EnvCheckError(f"Env plugin '{name}' returned an observation with NaN or infinite values (random "
+                                f"play, step {t}). Rule: observations must be finite numbers.")
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        if not np.isfinite(float(reward)):
+            raise EnvCheckError(f"Env plugin '{name}' returned the reward {reward} (random play, step {t}). Rule: "
+                                "rewards must be finite numbers.")
+        if terminated or truncated:
+            obs, _ = env.reset()
 
 
 def check_pettingzoo_env(make: Callable[[], Any], name: str) -> list[str]:

@@ -21,12 +21,79 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import PluginError
+
+_NAMED_BY: ContextVar[str | None] = ContextVar("rlft_code_named_by", default=None)
+_TRUSTED: ContextVar[bool] = ContextVar("rlft_trust_code", default=False)
+_USER_SPECS: ContextVar[frozenset[str]] = ContextVar("rlft_user_specs", default=frozenset())
+
+
+@contextmanager
+def user_given(*specs: str) -> Iterator[None]:
+    """Inside the block, these specs count as the user's own (given on the command line or in the config of a new
+    run), even where a file names them too -- e.g. the env in ``agent.json`` of a model this run just trained."""
+    token = _USER_SPECS.set(_USER_SPECS.get() | {s for s in specs if s})
+    try:
+        yield
+    finally:
+        _USER_SPECS.reset(token)
+
+
+@contextmanager
+def trusting(trust_code: bool) -> Iterator[None]:
+    """Inside the block, code that files name may be imported when ``trust_code`` (the CLI's ``--trust-code``)."""
+    token = _TRUSTED.set(trust_code)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+@contextmanager
+def code_named_by(source: str | None) -> Iterator[None]:
+    """Inside the block, plugin specs come from ``source`` -- a file rlft was handed (a run folder's saved config, a
+    checkpoint's ``agent.json``) -- rather than from the user: built-in names and installed entry points still resolve,
+    but a ``pkg.module:Name`` or ``file.py:Name`` spec is refused, because importing it runs whatever the file names.
+    ``None`` (the user opted in with ``--trust-code`` / ``trust_code=True``) lifts the rule.
+
+    Example::
+
+        with plugins.code_named_by(None if trust_code else f"the saved config '{path}'"):
+            cfg = load_pipeline(path)
+    """
+    token = _NAMED_BY.set(source)
+    try:
+        yield
+    finally:
+        _NAMED_BY.reset(token)
+
+
+def code_source() -> str | None:
+    """The file the plugin specs being resolved come from (see :func:`code_named_by`); None: the user."""
+    return _NAMED_BY.get()
+
+
+def code_trusted() -> bool:
+    """True inside :func:`trusting` with ``trust_code``."""
+    return _TRUSTED.get()
+
+
+def check_code_allowed(spec: str, kind: str) -> None:
+    """Refuse to import the code a ``module:Name`` / ``file.py:Name`` spec names when a file named it (see
+    :func:`code_named_by`); the error names the spec, the file and the opt-in."""
+    source = _NAMED_BY.get()
+    if source is not None and not _TRUSTED.get() and spec not in _USER_SPECS.get():
+        raise PluginError(
+            f"The {kind} '{spec}' is code named in {source}. rlft does not import code that a file names without an "
+            "opt-in: it would run whatever the file says. If you trust the file, pass --trust-code "
+            "(trust_code=True from Python); otherwise use a built-in or an installed plugin by name.")
 
 
 def entry_point_names(group: str) -> dict[str, str]:
@@ -127,6 +194,7 @@ def resolve(
                 ) from e
         tried.append(f"entry points in group '{group}' ({', '.join(sorted(eps)) or 'none installed'})")
     if ":" in spec:
+        check_code_allowed(spec, kind)
         return import_object(spec, kind)
     tried.append("'pkg.module:Name' and 'path/to/file.py:Name' (the spec has no ':')")
     raise PluginError(f"Unknown {kind} '{spec}'. Tried: " + "; ".join(tried) + ".")

@@ -15,6 +15,7 @@ from torch import nn
 
 from rlft.core.checkpoint import Checkpointer, load_trainer_state, save_trainer_state
 from rlft.core.metrics import log
+from rlft.core.rundir import load_safetensors
 
 
 def save(checkpoints: Checkpointer, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -26,7 +27,8 @@ def save(checkpoints: Checkpointer, step: int, model: nn.Module, optimizer: torc
 
 def resume(checkpoints: Checkpointer, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Load the newest checkpoint into ``model`` and ``optimizer``; returns its step (0 when there is none)."""
-    latest = checkpoints.latest()
+    latest = checkpoints.newest_readable(lambda f: (load_safetensors(f / "model.safetensors"),
+                                                    load_trainer_state(f)))
     if latest is None:
         return 0
     load_model(model, str(latest / "model.safetensors"))

@@ -109,7 +109,10 @@ class Trainer:
 
     def maybe_resume(self) -> bool:
         """Continue from this trainer's newest checkpoint, if any (True when one was loaded)."""
-        latest = self.checkpoints.latest() if self.checkpoints is not None else None
+        if self.checkpoints is None:
+            return False
+        latest = self.checkpoints.newest_readable(
+            lambda f: (load_safetensors(f / "trainable.safetensors"), load_trainer_state(f)))
         if latest is None:
             return False
         state = load_safetensors(latest / "trainable.safetensors", "checkpoint weights")

@@ -22,7 +22,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rlft.core.checkpoint import Checkpointer
+from rlft.core.errors import CheckpointError
 from rlft.core.metrics import log
+from rlft.core.rundir import load_safetensors, read_json
 from rlft.core.runtime import set_threads
 from rlft.llm.config import LLMDataConfig
 from rlft.llm.model import load_model, load_tokenizer, save_model
@@ -103,10 +105,19 @@ def callbacks(ctx: StageContext[Any]) -> list[Any]:
 
 def resume_from(ctx: StageContext[Any]) -> str | None:
     """The newest checkpoint of this stage when resuming (None: start fresh)."""
-    last = ctx.checkpointer().latest() if ctx.resume else None
+    last = ctx.checkpointer().newest_readable(_read_hf_checkpoint) if ctx.resume else None
     if last is not None:
         log.info("%s: resuming from checkpoint %s", ctx.name, last.name)
     return str(last) if last is not None else None
+
+
+def _read_hf_checkpoint(folder: Path) -> None:
+    """A Hugging Face checkpoint is readable: its trainer state parses and its weights load."""
+    read_json(folder / "trainer_state.json", "trainer state")
+    weights = [folder / n for n in ("model.safetensors", "adapter_model.safetensors") if (folder / n).is_file()]
+    if not weights:
+        raise CheckpointError(f"The checkpoint '{folder}' holds no model weights (model.safetensors).")
+    load_safetensors(weights[0], "checkpoint weights")
 
 
 def _start_meta(ctx: StageContext[Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import yaml
 
 from rlft.core.config import Origins, apply_overrides, build, param, read_yaml
 from rlft.core.errors import ConfigError, RlftError
+from rlft.core.rundir import write_text
 from rlft.pipeline.registry import RENAMED_STAGES, is_stage_kind, resolve_stage
 
 
@@ -86,6 +87,8 @@ class PipelineConfig:
         return self.sections[name]
 
     def validate(self) -> None:
+        if not self.stages:
+            raise ValueError("'stages' is empty: list at least one stage (`rlft stages` lists them).")
         bad = [s for s in self.stages if not _NAME.fullmatch(s)]
         if bad:
             raise ValueError(f"stage names must be lowercase identifiers (letters, digits, _): {bad}.")
@@ -107,7 +110,8 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
     origins = Origins(source)
     data = apply_overrides(_copy(data), overrides or [], origins)
     for key, where in MOVED_KEYS.items():
-        if key in data and key not in (data.get("stages") or []):
+        stages = data.get("stages")
+        if key in data and key not in (stages if isinstance(stages, list) else []):
             raise ConfigError(f"Config key '{key}' (from {origins.of(key)}) moved: its settings now live in {where}. "
                               "Move them there.")
     shared = {k: data.pop(k) for k in SHARED_KEYS if k in data}
@@ -163,6 +167,11 @@ def pipeline_to_dict(cfg: PipelineConfig) -> dict[str, Any]:
     return out
 
 
+def pipeline_yaml(cfg: PipelineConfig) -> str:
+    """The resolved config as YAML text (what ``DIR/config.yaml`` holds)."""
+    return yaml.safe_dump(pipeline_to_dict(cfg), sort_keys=False)
+
+
 def dump_pipeline(cfg: PipelineConfig, path: str | Path) -> None:
-    """Write the resolved config to YAML (``DIR/config.yaml``)."""
-    Path(path).write_text(yaml.safe_dump(pipeline_to_dict(cfg), sort_keys=False))
+    """Write the resolved config to YAML (``DIR/config.yaml``), atomically."""
+    write_text(path, pipeline_yaml(cfg))

@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rlft.core import plugins
 from rlft.core.errors import ConfigError, PluginError
 from rlft.core.metrics import log
 from rlft.core.rundir import AtomicDir, RunDir, write_json
 from rlft.core.runtime import resolve_device, seed_everything, set_threads
 from rlft.pipeline.artifacts import Artifacts
-from rlft.pipeline.config import PipelineConfig, dump_pipeline
+from rlft.pipeline.config import PipelineConfig, dump_pipeline, pipeline_yaml
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.registry import resolve_stage
 from rlft.pipeline.results import StageResult
@@ -40,12 +41,21 @@ def run_pipeline(
     on_stage_end: Callable[[str, StageResult], None] | None = None,
 ) -> dict[str, StageResult]:
     """Run ``cfg.stages`` into ``run_dir``; returns ``{stage name: result}``. ``final/`` gets the last agent/model."""
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir.create(run_dir, resume=resume)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir.create(
+        run_dir, resume=resume, config=None if resume else pipeline_yaml(cfg))
     if not resume:
         dump_pipeline(cfg, run.config_path)
     elif not run.config_path.is_file():
         raise ConfigError(f"Cannot resume '{run.path}': its config.yaml is missing.")
     device = resolve_device(cfg.device)
+    # The config is the caller's own -- unless it was read from a file that names code (`rlft train --resume` reads the
+    # run's saved config.yaml): then its code specs need --trust-code, the env's too.
+    with plugins.user_given(*([cfg.env.id] if plugins.code_source() is None else [])):
+        return _run_stages(cfg, run, device, resume, progress, on_stage_end)
+
+
+def _run_stages(cfg: PipelineConfig, run: RunDir, device: str, resume: bool, progress: bool,
+                on_stage_end: Callable[[str, StageResult], None] | None) -> dict[str, StageResult]:
     artifacts = Artifacts()
     results: dict[str, StageResult] = {}
     for index, name in enumerate(cfg.stages):

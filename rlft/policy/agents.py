@@ -22,7 +22,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.core import plugins
 from rlft.core.agent import Agent, check_mask, load_agent
-from rlft.core.errors import ConfigError, IllegalActionError, PluginError
+from rlft.core.errors import CheckpointError, ConfigError, IllegalActionError, PluginError
 from rlft.pipeline.artifacts import Artifacts
 from rlft.policies.networks import action_logits, masked_logits
 
@@ -108,6 +108,7 @@ def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None
     if Path(spec).exists():
         return load_agent(spec, trust_pickle=trust_pickle, device=device)
     if ":" in spec:
+        plugins.check_code_allowed(spec, "agent")
         obj = plugins.import_object(spec, "agent")
         agent = _instantiate(obj, [], seed=seed, action_space=action_space) if isinstance(obj, type) else obj
         if not callable(getattr(agent, "act", None)):
@@ -158,3 +159,21 @@ def start_policy(start_from: str, artifacts: Artifacts, *, by: str, device: str,
     if not isinstance(agent, PolicyAgent):
         raise ConfigError(f"{by} '{start_from}' ({path}) is not a policy checkpoint that this stage can train.")
     return agent.policy, agent.meta
+
+
+def check_agent_fits(agent: Any, observation_space: Any, action_space: Any, env: str, what: str = "The agent") -> None:
+    """A policy agent's network must fit the env's observations and actions; a CheckpointError names both otherwise
+    (instead of a shape error deep in a forward pass). Agents that are not policies are not checked."""
+    policy = getattr(agent, "policy", None)
+    if not isinstance(policy, ActorCriticPolicy):
+        return
+    have_obs, have_act = policy.observation_space, policy.action_space
+    same_obs = getattr(have_obs, "shape", None) == getattr(observation_space, "shape", None)
+    same_act = type(have_act) is type(action_space) and all(
+        getattr(have_act, a, None) == getattr(action_space, a, None) for a in ("n", "shape"))
+    if not (same_obs and same_act):
+        trained_on = getattr(agent, "meta", {}).get("env") or "another env"
+        raise CheckpointError(
+            f"{what} does not fit the env '{env}': its network takes observations {have_obs} and actions {have_act}, "
+            f"the env gives {observation_space} and {action_space}. It was trained on {trained_on}: use it there "
+            "(--env), or train one for this env.")

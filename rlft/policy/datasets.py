@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -79,14 +80,19 @@ def write_dataset(
 def find_dataset(spec: str | Path) -> Path:
     """The Minari ``data`` folder for a dataset folder, its ``data`` folder, or a dataset id in the local root."""
     p = Path(spec)
-    for candidate in (p / "data", p):
-        if (candidate / "metadata.json").is_file():
-            return candidate
+    try:
+        for candidate in (p / "data", p):
+            if (candidate / "metadata.json").is_file():
+                return candidate
 
-    local = get_dataset_path(str(spec)) / "data"
-    if not p.is_absolute() and (local / "metadata.json").is_file():
-        return local
-    if p.exists():
+        local = get_dataset_path(str(spec)) / "data"
+        if not p.is_absolute() and (local / "metadata.json").is_file():
+            return local
+        exists = p.exists()
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte, no permission
+        raise DatasetError(f"The dataset '{spec}' cannot be opened ({type(e).__name__}: {e}). Pass the path of a "
+                           "dataset folder, e.g. one `rlft record --out DIR` wrote.") from e
+    if exists:
         raise DatasetError(
             f"'{p}' is not a Minari dataset: no metadata.json in it or in '{p / 'data'}'. "
             "Record one with `rlft record --env ENV --agent AGENT --out DIR`."
@@ -97,15 +103,127 @@ def find_dataset(spec: str | Path) -> Path:
     )
 
 
-def load_dataset(spec: str | Path) -> Any:
-    """Open a Minari dataset (see :func:`find_dataset`); a corrupt one raises DatasetError."""
+def _damaged(path: Path, what: str) -> DatasetError:
+    """The error for a dataset whose files are damaged: names the dataset folder, what is wrong and the fix."""
+    root = path.parent if path.name == "data" else path
+    return DatasetError(
+        f"The dataset '{root}' cannot be read: it is damaged ({what}). Restore it from a copy, or record it again "
+        "(`rlft record --env ENV --agent AGENT --out DIR`)."
+    )
 
-    path = find_dataset(spec)
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    """``path/metadata.json`` as a dict, checked enough that Minari can open the dataset without crashing."""
+    file = path / "metadata.json"
     try:
-        return MinariDataset(path)
+        meta = json.loads(file.read_bytes())
+    except OSError as e:
+        raise _damaged(path, f"its metadata.json cannot be read: {e}") from e
+    except (ValueError, RecursionError) as e:  # not JSON, or not UTF-8
+        raise _damaged(path, f"its metadata.json is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise _damaged(path, f"its metadata.json holds a {type(meta).__name__}, not a JSON object")
+    for key in ("total_episodes", "total_steps"):
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _damaged(path, f"its metadata.json has no valid '{key}' (a count >= 0), got {value!r}")
+    return meta
+
+
+def _first_missing(n: int, present: set[int]) -> int | None:
+    """The first of ``0 .. n-1`` not in ``present`` (without looping over a huge, damaged ``n``)."""
+    for i in range(min(n, len(present) + 1)):
+        if i not in present:
+            return i
+    return None
+
+
+def _check_episode_files(path: Path, meta: dict[str, Any]) -> None:
+    """Every episode metadata.json counts has its files (an Arrow folder ``path/<i>``, or a group in the HDF5 file)."""
+    n = meta["total_episodes"]
+    fmt = meta.get("data_format")
+    if fmt in ("arrow", "parquet"):
+        try:
+            folders = {int(d.name): d for d in path.iterdir() if d.name.isdigit() and d.is_dir()}
+        except OSError as e:
+            raise _damaged(path, f"its folder cannot be listed: {e}") from e
+        missing = _first_missing(n, set(folders))
+        if missing is not None:
+            raise _damaged(path, f"metadata.json lists {n} episodes but the episode folder '{path / str(missing)}' "
+                                 "is missing")
+        for i in range(n):
+            # The files Minari reads: all but those whose name (or a folder's) starts with one of these prefixes.
+            files = [f for f in sorted(folders[i].rglob("*")) if f.is_file() and not any(
+                part.startswith(("_", ".", "metadata.json")) for part in f.relative_to(folders[i]).parts)]
+            if not any(f.suffix == f".{fmt}" for f in files):
+                raise _damaged(path, f"the episode folder '{folders[i]}' holds no .{fmt} file")
+            for file in files:
+                _check_arrow_file(path, file, fmt)
+    elif fmt == "hdf5":
+        import h5py
+
+        file = path / "main_data.hdf5"
+        declared = 0
+
+        def add(name: str, obj: Any) -> None:
+            nonlocal declared
+            if isinstance(obj, h5py.Dataset):
+                declared += int(obj.size) * obj.dtype.itemsize
+
+        try:
+            with h5py.File(file, "r") as f:
+                groups = {int(k[len("episode_"):]) for k in f.keys()
+                          if k.startswith("episode_") and k[len("episode_"):].isdigit()}
+                f.visititems(add)
+            size = file.stat().st_size
+        except Exception as e:  # h5py: OSError for a truncated file, others for damaged internals
+            raise _damaged(path, f"'{file}' cannot be opened ({type(e).__name__}: {e})") from e
+        missing = _first_missing(n, groups)
+        if missing is not None:
+            raise _damaged(path, f"metadata.json lists {n} episodes but '{file}' has no group 'episode_{missing}'")
+        # Minari writes HDF5 uncompressed: arrays far larger than the file mean damaged shapes, which would
+        # otherwise be allocated (and could exhaust the memory) before anything else notices.
+        if declared > max(1 << 30, 64 * size):
+            raise _damaged(path, f"'{file}' ({size} bytes) declares arrays of {declared} bytes")
+    else:
+        raise _damaged(path, f"metadata.json names the storage format {fmt!r}; Minari writes 'arrow', 'parquet' or "
+                             "'hdf5'")
+
+
+def _check_arrow_file(path: Path, file: Path, fmt: str) -> None:
+    """Fully validate one episode file before Minari decodes it: pyarrow trusts the lengths and offsets stored in a
+    file, so damaged ones would otherwise crash the process (a C++ check failure or a segmentation fault)."""
+    import pyarrow as pa
+
+    try:
+        if fmt == "arrow":
+            with pa.memory_map(str(file)) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    reader.get_batch(i).validate(full=True)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.read_table(file).validate(full=True)
+    except Exception as e:  # ArrowInvalid, OSError, ... for a truncated or overwritten file
+        raise _damaged(path, f"the episode file '{file}' is not valid {fmt} data: {type(e).__name__}: {e}") from e
+
+
+def _open(spec: str | Path) -> tuple[Path, dict[str, Any], Any]:
+    """(data folder, metadata, MinariDataset) of a dataset whose metadata and episode files are all present."""
+    path = find_dataset(spec)
+    meta = _read_metadata(path)
+    _check_episode_files(path, meta)
+    try:
+        return path, meta, MinariDataset(path)
     except Exception as e:
-        raise DatasetError(f"The dataset at '{path}' cannot be read ({type(e).__name__}: {e}). It may be corrupt; "
-                           "record it again.") from e
+        raise _damaged(path, f"Minari cannot open it: {type(e).__name__}: {e}") from e
+
+
+def load_dataset(spec: str | Path) -> Any:
+    """Open a Minari dataset (see :func:`find_dataset`); a damaged one (unreadable metadata, a missing episode)
+    raises DatasetError naming the dataset and the fix."""
+    return _open(spec)[2]
 
 
 @dataclass
@@ -145,17 +263,42 @@ def _split_obs(obs: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_transitions(spec: str | Path) -> Transitions:
-    """Read every episode of a dataset into :class:`Transitions`, checking shapes and lengths."""
-    ds = load_dataset(spec)
+    """Read every episode of a dataset into :class:`Transitions`, checking shapes, lengths and values.
+
+    Damaged files (a truncated or overwritten episode, a missing episode, counts that disagree with metadata.json)
+    and non-finite values (NaN / inf observations, actions or rewards) raise DatasetError naming the dataset.
+    """
+    path, meta, ds = _open(spec)
+    try:
+        data, episodes, steps = _read_transitions(ds, spec)
+    except DatasetError:
+        raise
+    except Exception as e:  # whatever the decoders raise for damaged bytes (ArrowInvalid, OSError, ValueError, ...)
+        raise _damaged(path, f"an episode cannot be decoded: {type(e).__name__}: {e}") from e
+    if episodes != meta["total_episodes"] or steps != meta["total_steps"]:
+        raise _damaged(path, f"metadata.json lists {meta['total_episodes']} episodes of {meta['total_steps']} steps "
+                             f"in all, but the episode files hold {episodes} episodes of {steps} steps")
+    _check_values(data, path)
+    return data
+
+
+def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]:
+    """The steps of every episode as :class:`Transitions`, with the number of episodes and steps read."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "mask", "rew", "ep", "term", "trunc", "last")}
+    episodes = steps = 0
     for i, ep in enumerate(ds.iterate_episodes()):
         n = len(ep.actions)
+        episodes += 1
+        steps += n
         if n == 0:
             continue
         obs, mask = _split_obs(ep.observations, n)
         if len(obs) != n + 1:
             raise DatasetError(f"Episode {ep.id} of '{spec}' has {len(obs)} observations for {n} actions "
                                "(expected one more observation than actions).")
+        if len(ep.rewards) != n or len(ep.terminations) != n or len(ep.truncations) != n:
+            raise DatasetError(f"Episode {ep.id} of '{spec}' has {n} actions but {len(ep.rewards)} rewards, "
+                               f"{len(ep.terminations)} terminations and {len(ep.truncations)} truncations.")
         term = np.zeros(n, dtype=bool)
         trunc = np.zeros(n, dtype=bool)
         term[-1] = bool(ep.terminations[-1])
@@ -165,7 +308,8 @@ def load_transitions(spec: str | Path) -> Transitions:
         parts["act"].append(np.asarray(ep.actions))
         if mask is not None:
             parts["mask"].append(mask[:n])
-        parts["rew"].append(np.asarray(ep.rewards, dtype=np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):  # a reward too large for float32 is inf: checked later
+            parts["rew"].append(np.asarray(ep.rewards).astype(np.float32))
         parts["ep"].append(np.full(n, i))
         parts["term"].append(term)
         parts["trunc"].append(trunc)
@@ -174,7 +318,7 @@ def load_transitions(spec: str | Path) -> Transitions:
     obs_space = ds.observation_space
     if isinstance(obs_space, gym.spaces.Dict) and "observation" in obs_space.spaces:
         obs_space = obs_space["observation"]
-    return Transitions(
+    data = Transitions(
         observations=np.concatenate(parts["obs"]),
         actions=np.concatenate(parts["act"]),
         action_masks=np.concatenate(parts["mask"]).astype(bool) if parts["mask"] else None,
@@ -186,6 +330,37 @@ def load_transitions(spec: str | Path) -> Transitions:
         observation_space=obs_space,
         action_space=ds.action_space,
     )
+    return data, episodes, steps
+
+
+def _check_values(data: Transitions, path: Path) -> None:
+    """Finite numbers, shapes of the spaces, discrete actions in range: what imitation relies on."""
+    root = path.parent if path.name == "data" else path
+    fields = {"observations": data.observations, "actions": data.actions, "rewards": data.rewards,
+              "observations (the last one of an episode)": data.last_observations}
+    for name, values in fields.items():
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            first = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
+            where = (f"the end of episode {int(np.unique(data.episode)[first])}" if values is data.last_observations
+                     else f"step {first}, in episode {int(data.episode[first])}")
+            raise DatasetError(
+                f"The dataset '{root}' holds non-finite {name} (NaN or inf, first at {where}). Training on them "
+                "would turn the network into NaN: record the dataset again, and if the env itself produces NaN / inf, "
+                "fix the env (or wrap it to clip its values)."
+            )
+    for name, values, space in (("observations", data.observations, data.observation_space),
+                                ("actions", data.actions, data.action_space)):
+        if isinstance(space, gym.spaces.Box) and values.shape[1:] != space.shape:
+            raise _damaged(path, f"its {name} have shape {values.shape[1:]} but its {name} space is {space}")
+    space = data.action_space
+    if isinstance(space, gym.spaces.Discrete) and data.actions.dtype.kind in "iu":
+        low, high = int(space.start), int(space.start) + int(space.n)
+        bad = np.flatnonzero((data.actions < low) | (data.actions >= high))
+        if len(bad):
+            raise _damaged(path, f"action {int(data.actions[bad[0]])} at step {int(bad[0])} is outside the action "
+                                 f"space {space}")
+    if data.action_masks is not None and data.action_masks.shape[0] != len(data):
+        raise _damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
 
 
 def check_spaces(data: Transitions, observation_space: gym.Space[Any], action_space: gym.Space[Any],

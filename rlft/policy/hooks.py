@@ -28,7 +28,7 @@ import numpy as np
 
 from rlft.core.envs import EnvPlugin, check_env, is_pettingzoo, resolve_env
 from rlft.core.metrics import log
-from rlft.policy.agents import resolve_agent
+from rlft.policy.agents import check_agent_fits, resolve_agent
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.datasets import write_dataset
 from rlft.policy.envs import SingleAgentAdapter, env_has_action_mask, make_gym_env
@@ -77,6 +77,7 @@ class GymHooks:
         env = self.plugin.make(**self.env_kwargs)
         agent = resolve_agent(agent_spec, self.plugin, action_space=env.action_space, seed=seed,
                               trust_pickle=trust_pickle)
+        check_agent_fits(agent, env.observation_space, env.action_space, self.plugin.name, f"The agent '{agent_spec}'")
         buffers, returns = record_gym_episodes(env, agent, episodes, seed, deterministic, progress)
         gym_spec = env.spec if self.plugin.gym_id else None
         write_dataset(out, buffers, env.observation_space, env.action_space,
@@ -92,6 +93,7 @@ class GymHooks:
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
                  opponents: list[str] | None = None, progress: bool = False) -> AgentReport:
         env = make_gym_env(self.plugin, self.env_kwargs)
+        check_agent_fits(agent, env.observation_space, env.action_space, self.plugin.name)
         try:
             return AgentReport.from_returns(*evaluate_gym(agent, env, episodes, seed=seed,
                                                           deterministic=deterministic, progress=progress))

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from rlft.core.envs import EnvPlugin
 from rlft.core.metrics import log
-from rlft.policy.agents import resolve_agent
+from rlft.policy.agents import check_agent_fits, resolve_agent
 from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import play_game, tag
 from rlft.policy.report import GameRecord
@@ -28,7 +28,11 @@ def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
 
     if not isinstance(spec_or_agent, str):
         return spec_or_agent
-    return resolve_agent(spec_or_agent, plugin, action_space=env.action_space(env.possible_agents[0]), seed=seed)
+    first = env.possible_agents[0]
+    agent = resolve_agent(spec_or_agent, plugin, action_space=env.action_space(first), seed=seed)
+    check_agent_fits(agent, env.observation_space(first)["observation"], env.action_space(first), plugin.name,
+                     f"The agent '{spec_or_agent}'")
+    return agent
 
 
 def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,

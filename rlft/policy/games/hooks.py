@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.envs import EnvPlugin
+from rlft.policy.agents import check_agent_fits
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.envs import SingleAgentAdapter
 from rlft.policy.games.arena import evaluate_game, game_evaluator
@@ -37,6 +38,8 @@ class GameHooks:
 
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
                  opponents: list[str] | None = None, progress: bool = False) -> AgentReport:
+        obs_space, act_space, _ = self.learner_spaces()
+        check_agent_fits(agent, obs_space, act_space, self.plugin.name)
         if callable(getattr(agent, "reset_stats", None)):
             agent.reset_stats()
         per = evaluate_game(agent, self.plugin, self.env_kwargs, opponents or ["random"], episodes, seed=seed,

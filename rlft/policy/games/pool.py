@@ -160,9 +160,8 @@ def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
     (folder / "pool.json").write_text(json.dumps(meta, indent=1))
 
 
-def load_pool(folder: Path, venv: Any) -> int:
-    """Put the pools :func:`save_pool` wrote back into ``venv``'s envs; returns the step of the last snapshot."""
-
+def read_pool(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What :func:`save_pool` wrote: (``pool.json``, the snapshot payloads); a CheckpointError when damaged."""
     try:
         meta = json.loads((folder / "pool.json").read_text())
         payloads = [{"key": s["key"], "spec": s["spec"], "masked": s["masked"],
@@ -170,7 +169,13 @@ def load_pool(folder: Path, venv: Any) -> int:
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
         raise CheckpointError(
             f"The self-play opponent pool in '{folder}' cannot be read ({e}). The checkpoint is incomplete or "
-            "damaged: delete this checkpoint folder to resume from the one before it.") from e
+            "damaged; --resume sets a damaged newest checkpoint aside and uses the one before it.") from e
+    return meta, payloads
+
+
+def load_pool(folder: Path, venv: Any) -> int:
+    """Put the pools :func:`save_pool` wrote back into ``venv``'s envs; returns the step of the last snapshot."""
+    meta, payloads = read_pool(folder)
     for payload in payloads:
         venv.env_method("add_snapshot", payload)
     for i, results in enumerate(meta["results"][: venv.num_envs]):

@@ -37,6 +37,7 @@ from rlft.policies.networks import PolicySpec, head_modules, layer_groups, polic
 from rlft.policy.agents import PolicyAgent, start_policy
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.envs import make_vec_env
+from rlft.policy.games.pool import read_pool
 from rlft.policy.hooks import EnvHooks, Evaluator, env_hooks
 from rlft.policy.ppo import RlftMaskablePPO, RlftPPO
 
@@ -217,7 +218,7 @@ def run(ctx: StageContext[FinetuneConfig]) -> StageResult:
                                 evaluator=hooks.evaluator(cfg, seed=10_000 + ctx.seed, name=ctx.name), metrics=metrics,
                                 progress=ctx.progress, hooks=hooks, name=ctx.name)
         runner.build(init_policy, spec)
-        latest = ctx.checkpointer().latest() if ctx.resume else None
+        latest = ctx.checkpointer().newest_readable(read_checkpoint) if ctx.resume else None
         if latest is not None:
             runner.restore_checkpoint(latest)
             log.info("%s: resuming from checkpoint %s (step %d)", ctx.name, latest.name, runner.model.num_timesteps)
@@ -237,6 +238,15 @@ def run(ctx: StageContext[FinetuneConfig]) -> StageResult:
                                 **{k.split("/", 1)[-1]: v for k, v in final.items()}},
                        headline=Headline(headline[0].split("/", 1)[-1], headline[1]) if headline else None,
                        details={"history": runner.history})
+
+
+def read_checkpoint(folder: Path) -> None:
+    """Read everything :meth:`FinetuneRunner.restore_checkpoint` needs (a CheckpointError when a file is damaged)."""
+    load_policy(folder)
+    load_policy(folder / "reference")
+    load_trainer_state(folder)
+    if (folder / "pool").is_dir():
+        read_pool(folder / "pool")
 
 
 def _is_maskable(policy: ActorCriticPolicy) -> bool:

@@ -44,7 +44,7 @@ from rlft.policies.networks import (
     layer_groups,
     masked_logits,
 )
-from rlft.policy.agents import start_policy
+from rlft.policy.agents import PolicyAgent, check_agent_fits, start_policy
 from rlft.policy.config import ImitateConfig
 from rlft.policy.datasets import Transitions, check_spaces, load_transitions
 from rlft.policy.hooks import env_hooks
@@ -215,6 +215,7 @@ def _initial_policy(ctx: StageContext[ImitateConfig], obs_space: Any, act_space:
                          trust_pickle=cfg.trust_pickle, env=ctx.env.id)
     if start is not None:
         policy, meta = start
+        check_agent_fits(PolicyAgent(policy, meta), obs_space, act_space, ctx.env.id, f"{ctx.name}.start_from")
         return policy, PolicySpec(**meta["policy"]) if meta.get("policy") else cfg.policy
     return build_policy(cfg.policy, obs_space, act_space, masked=masked).to(ctx.device), cfg.policy
 
@@ -236,7 +237,7 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
     counts = apply_tuning(policy, cfg.tuning, layer_groups(policy), head_modules(policy))
     checkpoints = ctx.checkpointer()
     start_epoch, restore = 0, None
-    latest = checkpoints.latest() if ctx.resume else None
+    latest = checkpoints.newest_readable(lambda f: (load_policy(f), load_trainer_state(f))) if ctx.resume else None
     if latest is not None:
         saved, _ = load_policy(latest, device=ctx.device)
         policy.load_state_dict(saved.state_dict())
