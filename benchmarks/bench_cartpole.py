@@ -68,7 +68,7 @@ def throughput(n_steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
     from rlft.policies.networks import policy_kwargs
     from rlft.policy.envs import make_vec_env
 
-    cfg = finetune_config(init="scratch", total_timesteps=n_steps, eval_every=0)
+    cfg = finetune_config(start_from="scratch", total_timesteps=n_steps, eval_every=0)
     common = dict(learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
                   n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
                   ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
@@ -79,7 +79,7 @@ def throughput(n_steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
             if name == "sb3":
                 model = PPO("MlpPolicy", make_vec_env("cartpole", cfg.n_envs, seed=seed), **common)  # type: ignore[arg-type]
             else:
-                runner = FinetuneRunner(cfg=finetune_config(init="scratch", total_timesteps=n_steps, eval_every=0,
+                runner = FinetuneRunner(cfg=finetune_config(start_from="scratch", total_timesteps=n_steps, eval_every=0,
                                                             kl_coef=float(name.split("kl")[1]), kl_decay="constant"),
                                         env_spec="cartpole", env_kwargs={}, seed=seed, device="cpu")
                 runner.build(None, PolicySpec())
