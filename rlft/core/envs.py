@@ -78,9 +78,9 @@ def _gym_id_plugin(spec: str) -> EnvPlugin:
 
 def resolve_env(spec: str) -> EnvPlugin:
     """Resolve an env spec to an :class:`EnvPlugin` (see the module docstring for the order)."""
-    BUILTIN_ENVS = builtin_envs()
-    if spec in BUILTIN_ENVS:
-        plugin = BUILTIN_ENVS[spec]
+    table = builtin_envs()
+    if spec in table:
+        plugin = table[spec]
         plugin.builtin = True
         return plugin
     eps = plugins.entry_point_names("rlft.envs")
@@ -108,7 +108,7 @@ def resolve_env(spec: str) -> EnvPlugin:
         if not callable(obj):
             raise PluginError(f"Env plugin '{spec}' is not callable: expected a factory or an env class.")
         return EnvPlugin(name=spec, factory=obj)
-    known = ", ".join(sorted(BUILTIN_ENVS))
+    known = ", ".join(sorted(table))
     raise PluginError(
         f"Unknown env '{spec}'. It is not a built-in env ({known}), not offered by an installed package "
         "(entry-point group 'rlft.envs'), and not a registered Gymnasium id. Give a factory as "
