@@ -60,6 +60,30 @@ def test_kl_schedules() -> None:
     assert kl_schedule("exponential", 0.2, half_life=0.25)(0.5) == pytest.approx(0.05)
 
 
+@pytest.mark.parametrize(("kind", "expected"), [
+    # progress 0 (start), 0.25, 1 (end): by hand from the schedules' definitions; the start and end values tell a
+    # schedule from its reverse, which p = 0.5 alone cannot.
+    ("linear", [0.4, 0.4 + (0.0 - 0.4) * 0.25, 0.0]),
+    ("exponential", [0.4, 0.4 * 0.5 ** (0.25 / 0.25), 0.4 * 0.5 ** (1 / 0.25)]),
+])
+def test_kl_coefficient_during_training_follows_the_schedule_forward(kind: str, expected: list[float]) -> None:
+    """The model's coefficient at training progress p = 1 - progress_remaining (SB3's counter), both directions."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlft.policy.ppo import RlftPPO
+
+    model = RlftPPO("MlpPolicy", make_vec_env("CartPole-v1", 1), n_steps=32, batch_size=32, kl_coef=0.4,
+                    kl_decay=kind, kl_coef_final=0.0, kl_half_life=0.25, device="cpu")
+    model.set_reference(model.policy)
+    coefs = []
+    for remaining in (1.0, 0.75, 0.0):
+        model._current_progress_remaining = remaining
+        coefs.append(model.current_kl_coef())
+    assert coefs == pytest.approx(expected)
+    model.ref_policy = None
+    assert model.current_kl_coef() == 0.0  # no reference: no penalty
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_evaluate_with_distribution_matches_sb3(masked: bool) -> None:
     space = gym.spaces.Box(-1, 1, (4,))
