@@ -157,3 +157,48 @@ def test_reference_cache_equals_per_minibatch_reference(masked: bool) -> None:
         learner = model.policy.get_distribution(batch.observations) if masks is None else \
             model.policy.get_distribution(batch.observations, action_masks=masks)
         torch.testing.assert_close(cache.kl(learner, idx), kl_to_reference(learner, direct))
+
+
+def test_the_kl_term_adds_exactly_its_own_gradient_to_one_update() -> None:
+    """One rollout, one minibatch, plain SGD: the parameters after an update with kl_coef = c differ from those after
+    the same update with kl_coef = 0 by exactly -lr * c * grad mean KL(pi || pi_ref), computed here independently with
+    torch.distributions on the rollout's observations."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlft.policy.ppo import RlftPPO
+
+    lr, coef = 0.5, 0.3
+    kwargs: dict = dict(n_steps=32, batch_size=64, n_epochs=1, learning_rate=lr, max_grad_norm=1e9, seed=0,
+                        device="cpu", policy_kwargs={"net_arch": [8], "optimizer_class": torch.optim.SGD,
+                                                     "optimizer_kwargs": {}})
+
+    def updated(kl_coef: float) -> tuple[RlftPPO, dict[str, torch.Tensor]]:
+        model = RlftPPO("MlpPolicy", make_vec_env("CartPole-v1", 2, seed=0), kl_coef=kl_coef, kl_decay="constant",
+                        **kwargs)
+        ref = build_policy(PolicySpec(net_arch=[8]), model.observation_space, model.action_space)
+        torch.manual_seed(123)
+        ref.load_state_dict({k: v + 0.3 * torch.randn_like(v) for k, v in model.policy.state_dict().items()})
+        model.set_reference(ref)
+        start = {k: v.clone() for k, v in model.policy.state_dict().items()}
+        model.learn(64)  # 2 envs x 32 steps: one rollout, one update of one minibatch
+        return model, start
+
+    with_kl, start = updated(coef)
+    without, start_0 = updated(0.0)
+    assert all(torch.equal(start[k], start_0[k]) for k in start)  # same seed: same starting point and rollout
+
+    policy = build_policy(PolicySpec(net_arch=[8]), with_kl.observation_space, with_kl.action_space)
+    policy.load_state_dict(start)
+    obs = torch.as_tensor(with_kl.rollout_buffer.observations.reshape(-1, 4))
+    ref_logits = with_kl.ref_policy.get_distribution(obs).distribution.logits.detach()  # type: ignore[union-attr]
+    kl = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=policy.get_distribution(obs)
+                                                                           .distribution.logits),
+                                           torch.distributions.Categorical(logits=ref_logits)).mean()
+    kl.backward()
+    grads = {n: p.grad for n, p in policy.named_parameters()}
+    moved_kl, moved_0 = with_kl.policy.state_dict(), without.policy.state_dict()
+    for name, grad in grads.items():
+        if grad is None:
+            continue
+        torch.testing.assert_close(moved_kl[name] - moved_0[name], -lr * coef * grad, rtol=1e-4, atol=1e-6)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads.values())  # the term really moves the actor
