@@ -104,8 +104,15 @@ def test_ssl_image_feeds_classify_and_compare_writes_table_and_png(tmp_path: Pat
     metrics = results["classify"]["metrics"]
     assert metrics["trainable_params"] < metrics["total_params"]
     # A 2-epoch tiny encoder gives weak frozen features; the plumbing is what is checked here (the learning
-    # itself is measured by configs/digits_transfer.yaml, see docs/supervised.md).
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    # itself is measured by configs/digits_transfer.yaml, see docs/supervised.md): the reported accuracy is the
+    # exported classifier's on the held-out split, recomputed here independently.
+    assert metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    from rlft.encoder.evaluate import evaluate
+    from rlft.encoder.models import load_classifier
+
+    exported, _ = load_classifier(tmp_path / "freeze" / "final")
+    held_out = load_splits(DataConfig(source="digits", label_fraction=0.5, max_train=400, max_eval=150), seed=1)[1]
+    assert evaluate(exported, held_out, "cpu")["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "freeze" / "final" / "classifier.json").is_file()
     assert (tmp_path / "freeze" / "final" / "encoder" / "encoder.json").is_file()
     full = json.loads((tmp_path / "scratch" / "results.json").read_text())["classify"]["metrics"]
