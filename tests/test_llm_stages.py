@@ -151,3 +151,30 @@ def test_rloo_algorithm_runs_and_logs_reward(tiny_llm: Path, tmp_path: Path) -> 
     run_pipeline(cfg, tmp_path / "run")
     tags = scalars(tmp_path / "run" / "tb" / "rl")
     assert len(tags["train/reward"]) == 2 and "train/rewards/exact_match/mean" in tags
+
+
+def test_killed_after_the_last_checkpoint_resumes_without_an_extra_step(tiny_llm: Path, tmp_path: Path,  # noqa: F811
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the trainer's final checkpoint but before the stage finished: resuming must not take a step past
+    max_steps (the Hugging Face trainer would, from a checkpoint at max_steps)."""
+    from rlft.core.checkpoint import Checkpointer
+
+    cfg = pipeline_from_dict({"device": "cpu", "stages": ["sft"], "model": {"name": str(tiny_llm), "num_threads": 1},
+                              "sft": {"data": {"source": "addition", "size": 64}, "max_steps": 4, "batch_size": 8,
+                                      "save_steps": 1, "eval": {"enabled": False}}})
+    real_prune = Checkpointer.prune
+
+    def die_after_the_last(self: Checkpointer) -> None:
+        real_prune(self)
+        latest = self.latest()
+        if latest is not None and self.step_of(latest) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpointer, "prune", die_after_the_last)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, tmp_path / "run")
+    monkeypatch.setattr(Checkpointer, "prune", real_prune)
+    results = run_pipeline(cfg, tmp_path / "run", resume=True)
+    assert results["sft"].metrics["train/steps"] == 4
+    assert [p.name for p in Checkpointer(tmp_path / "run" / "checkpoints" / "sft").all()][-1] == "000000004"
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

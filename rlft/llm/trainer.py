@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import TrainerState
 
 from rlft.core.checkpoint import Checkpointer
 from rlft.core.errors import CheckpointError
@@ -101,6 +102,24 @@ def trainer_kwargs(ctx: StageContext[Any], *, lr: float, batch_size: int, max_st
 def callbacks(ctx: StageContext[Any]) -> list[Any]:
     """The trainer callbacks every LLM stage adds (checkpoint adoption)."""
     return [AdoptCheckpoints(ctx.checkpointer(), staging_dir(ctx))]
+
+
+def train(trainer: Any, ctx: StageContext[Any]) -> dict[str, float]:
+    """``trainer.train()``, resuming from the stage's newest checkpoint; returns ``{"loss", "runtime"}``.
+
+    A run killed after the trainer's last checkpoint but before the stage finished resumes from a checkpoint at
+    ``max_steps``; the Hugging Face trainer would take one more step from there, so the weights are loaded instead.
+    """
+    checkpoint = resume_from(ctx)
+    if checkpoint is not None:
+        state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            trainer._load_from_checkpoint(checkpoint)  # private HF API: load weights (or PEFT adapters) only
+            trainer.state = state
+            losses = [e["train_loss"] for e in state.log_history if "train_loss" in e]
+            return {"loss": float(losses[-1]) if losses else float("nan"), "runtime": 0.0}
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    return {"loss": float(result.training_loss), "runtime": float(result.metrics["train_runtime"])}
 
 
 def resume_from(ctx: StageContext[Any]) -> str | None:

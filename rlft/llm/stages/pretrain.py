@@ -19,7 +19,7 @@ from rlft.core.errors import DatasetError
 from rlft.llm import evaluate
 from rlft.llm.config import PretrainConfig
 from rlft.llm.data import corpus_texts
-from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import StageResult
 
@@ -53,7 +53,7 @@ def run(ctx: StageContext[PretrainConfig]) -> StageResult:
                              lr_scheduler_type="cosine")
     trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": seqs}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), callbacks=callbacks(ctx))
-    result = trainer.train(resume_from_checkpoint=resume_from(ctx))
+    result = train(trainer, ctx)
     after = evaluate.report(ctx, cfg.eval, model, tokenizer, "after", int(trainer.state.global_step))
-    return finish(ctx, model, tokenizer, before, after, {"loss": result.training_loss,
-                                                         "steps": trainer.state.global_step, "sequences": len(seqs)})
+    return finish(ctx, model, tokenizer, before, after, {"loss": result["loss"], "steps": trainer.state.global_step,
+                                                         "sequences": len(seqs)})

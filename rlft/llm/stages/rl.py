@@ -27,7 +27,7 @@ from rlft.llm.config import RLConfig
 from rlft.llm.data import load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.rewards import build_rewards, reward_function
-from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import StageResult
 
@@ -87,9 +87,8 @@ def run(ctx: StageContext[RLConfig]) -> StageResult:
         freeze_early_layers(model, cfg.tuning)
     trainer = build_trainer(ctx, model, tokenizer, data, funcs, weights, reward_tokenizers)
     counts = count_parameters(trainer.model)
-    result = trainer.train(resume_from_checkpoint=resume_from(ctx))
+    result = train(trainer, ctx)
     after = evaluate.report(ctx, cfg.eval, trainer.model, tokenizer, "after", int(trainer.state.global_step), scored)
     return finish(ctx, trainer.model, tokenizer, before, after,
-                  {"loss": result.training_loss, "steps": trainer.state.global_step,
-                   "runtime": result.metrics["train_runtime"]},
+                  {**result, "steps": trainer.state.global_step},
                   {f"model/{k}": v for k, v in counts.items()})

@@ -16,7 +16,7 @@ from rlft.llm import evaluate
 from rlft.llm.config import SFTConfig
 from rlft.llm.data import load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
-from rlft.llm.trainer import callbacks, finish, load_start, resume_from, stage_data, trainer_kwargs
+from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import StageResult
 
@@ -39,9 +39,8 @@ def run(ctx: StageContext[SFTConfig]) -> StageResult:
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                              peft_config=peft_config(cfg.tuning), callbacks=callbacks(ctx))
     counts = count_parameters(trainer.model)
-    result = trainer.train(resume_from_checkpoint=resume_from(ctx))
+    result = train(trainer, ctx)
     after = evaluate.report(ctx, cfg.eval, trainer.model, tokenizer, "after", int(trainer.state.global_step))
     return finish(ctx, trainer.model, tokenizer, before, after,
-                  {"loss": result.training_loss, "steps": trainer.state.global_step,
-                   "runtime": result.metrics["train_runtime"]},
+                  {**result, "steps": trainer.state.global_step},
                   {f"model/{k}": v for k, v in counts.items()})
