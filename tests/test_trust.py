@@ -70,6 +70,15 @@ def test_eval_of_a_run_folder_does_not_import_the_code_its_config_names(tmp_path
     assert marker.exists()  # the opt-in really lets it run
 
 
+@pytest.mark.parametrize("command", [["play"], ["arena", "random"], ["render", "random"]])
+def test_play_arena_render_of_a_run_folder_do_not_import_its_code(tmp_path: Path, command: list[str]) -> None:
+    spec, marker = _payload(tmp_path)
+    run = _run_folder(tmp_path, spec)
+    refused = _rlft(command[0], str(run), *command[1:], "-q")
+    assert refused.returncode == 2 and spec in refused.stderr and "--trust-code" in refused.stderr
+    assert not marker.exists()
+
+
 def test_resume_does_not_import_the_code_the_saved_config_names(tmp_path: Path) -> None:
     spec, marker = _payload(tmp_path)
     run = _run_folder(tmp_path, spec)
