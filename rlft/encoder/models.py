@@ -143,11 +143,9 @@ class PolicyTrunk(nn.Module):
         return self.policy.mlp_extractor.forward_actor(features)  # type: ignore[no-any-return]
 
     def groups(self) -> list[list[nn.Module]]:
-
         return layer_groups(self.policy)
 
     def save(self, folder: Path) -> None:
-
         save_policy(folder, self.policy, PolicySpec(**self.meta["policy"]), masked=bool(self.meta.get("masked")),
                     env=self.meta.get("env"), extra={"stage": "classify"})
 

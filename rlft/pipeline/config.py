@@ -143,7 +143,6 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
 
 
 def _renamed(name: str) -> str | None:
-
     return RENAMED_STAGES.get(name)
 
 

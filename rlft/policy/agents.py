@@ -51,7 +51,6 @@ class PolicyAgent:
         return masked_logits(logits, check_mask(action_mask))
 
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> Any:
-
         if isinstance(self.policy.action_space, gym.spaces.Discrete):
             logits = self.distribution_logits(observation, action_mask)
             if deterministic:

@@ -15,7 +15,6 @@ from rlft.policy.hooks import env_hooks
 
 
 def load_policy_agent(folder: Path, meta: dict[str, Any], device: str) -> Agent:
-
     policy, meta = load_policy(folder, device=device)
     return PolicyAgent(policy, meta)
 

@@ -71,7 +71,6 @@ def _agent(plugin: Any, env: Any, spec: str, seed: int) -> Any:
 
 
 def _env(spec: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-
     key = (spec, repr(sorted(env_kwargs.items())))
     if key not in _CACHE:
         plugin = resolve_env(spec)

@@ -25,7 +25,6 @@ from rlft.policy.report import GameRecord
 
 
 def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
-
     if not isinstance(spec_or_agent, str):
         return spec_or_agent
     first = env.possible_agents[0]

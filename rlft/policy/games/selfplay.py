@@ -30,7 +30,6 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, plugin: EnvPlugin, env: Any, cfg: SelfPlayConfig, seed: int = 0) -> None:
-
         self.plugin = plugin
         self.env = env
         self.cfg = cfg
