@@ -155,7 +155,6 @@ def load_sb3_zip(path: str | Path, *, trust_pickle: bool = False, env: str | Non
 
 
 def _load_trusted(path: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
-
     log.warning("Loading '%s' with --trust-pickle: this unpickles the file and can execute code from it.", path)
     data, _ = read_sb3_zip(path)
     cls = MaskablePPO if "maskable" in json.dumps(data.get("policy_class", {})).lower() else PPO
@@ -168,7 +167,6 @@ def _load_trusted(path: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
     if isinstance(net_arch, dict):
         net_arch = net_arch.get("pi", spec.net_arch)
     spec.net_arch = list(net_arch)
-
     names = {cls_: name for name, cls_ in ACTIVATIONS.items()}
     spec.activation = names.get(model.policy.activation_fn, "tanh")  # type: ignore[assignment]
     return model.policy, {"policy": spec.__dict__, "masked": cls is MaskablePPO, "source": str(path),

@@ -120,6 +120,9 @@ def test_sb3_zip_full_load_needs_opt_in(tmp_path: Path) -> None:
     safe = rlft.load_agent(path)
     trusted = rlft.load_agent(path, trust_pickle=True)
     assert [safe.act(o) for o in OBS] == [trusted.act(o) for o in OBS]
+    # Without the opt-in the pickle path is never taken; with it, SB3's own full load is (the CLI flag included).
+    assert safe.meta["loader"] == "sb3-weights-only" and trusted.meta["loader"] == "sb3-trusted"  # type: ignore[attr-defined]
+    assert main(["eval", str(path), "--env", "cartpole", "--episodes", "1", "-q", "--trust-pickle", "--json"]) == 0
 
 
 def test_sb3_zip_not_a_zip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -96,3 +96,12 @@ def test_resume_requires_run_dir_and_existing_run(tmp_path: Path, capsys: pytest
     assert main(["train", "--resume"]) == 2
     assert main(["train", "--run-dir", str(tmp_path / "none"), "--resume"]) == 2
     assert "Nothing to resume" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_instead_of_the_one_paragraph(capsys: pytest.CaptureFixture) -> None:
+    from rlft.core.errors import ConfigError
+
+    assert main(["config", "--set", "finetune.n_envs=two"]) == 2  # without --debug: a message and exit code 2
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="finetune.n_envs"):  # with it: the exception itself, for the traceback
+        main(["config", "--set", "finetune.n_envs=two", "--debug"])
