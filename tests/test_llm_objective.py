@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 from llm_helpers import tiny_llm  # noqa: F401  (session fixture)
 
+from rlft.llm.config import RewardSpec
+from rlft.llm.rewards import resolve_reward
+
 
 def completion_logp(model: torch.nn.Module, prompt: list[int], completions: torch.Tensor) -> torch.Tensor:
     """log p(completion | prompt) for each row of ``completions`` (N, L)."""
@@ -56,7 +59,10 @@ def test_exact_match_rl_gradient_is_the_sft_gradient_scaled_by_the_hit_rate(tiny
 
     n = 4000
     ys = sample(model, prompt, n, target.shape[1])
-    reward = (ys == target).all(dim=1).float()
+    # The reward is rlft's own exact-match reward plugin, exactly as the rl stage calls it (TRL's contract).
+    exact_match = resolve_reward(RewardSpec(fn="exact_match"))
+    reward = torch.tensor(exact_match(["12+34="] * n, tok.batch_decode(ys, skip_special_tokens=True),
+                                      answer=["46"] * n))
     baseline = (reward.sum() - reward) / (n - 1)  # leave-one-out
     g_rl = flat_grad(model, ((reward - baseline) * completion_logp(model, prompt, ys)).mean())
 
