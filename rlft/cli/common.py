@@ -180,3 +180,17 @@ def run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set finetune.total_timesteps=5000 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+
+
+def check_count_flags(args: argparse.Namespace, flags: dict[str, tuple[type, str, str]]) -> None:
+    """Check count / seed flags by the bounds of the config fields they stand for, before any work starts.
+
+    ``flags`` maps an argument name to (config class, field, dotted config key), e.g.
+    ``{"episodes": (RecordConfig, "episodes", "record.episodes")}``; ``--episodes -3`` is a ConfigError (exit 2).
+    """
+    from rlft.core.config import check_flag
+
+    for attr, (cls, name, key) in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            check_flag(cls, name, value, f"--{attr.replace('_', '-')}", key)

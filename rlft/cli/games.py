@@ -15,8 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from rlft.cli.common import agent_env, print_table, subcommand
-from rlft.cli.pipeline import check_count_flags
+from rlft.cli.common import agent_env, check_count_flags, print_table, subcommand
 from rlft.core.config import param
 from rlft.core.errors import ConfigError, DatasetError, PluginError
 

@@ -14,6 +14,7 @@ from typing import Any
 from rlft.cli.common import (
     DEFAULT_CONFIG,
     agent_env,
+    check_count_flags,
     default_run_dir,
     fmt,
     load_pipeline_config,
@@ -137,20 +138,6 @@ def _check_stage_flag(key: str, value: int, flag: str) -> None:
 
     section, name = key.split(".")
     check_flag(resolve_stage(section).config_class(), name, value, flag, key)
-
-
-def check_count_flags(args: argparse.Namespace, flags: dict[str, tuple[type, str, str]]) -> None:
-    """Check count / seed flags by the bounds of the config fields they stand for, before any work starts.
-
-    ``flags`` maps an argument name to (config class, field, dotted config key), e.g.
-    ``{"episodes": (RecordConfig, "episodes", "record.episodes")}``; ``--episodes -3`` is a ConfigError (exit 2).
-    """
-    from rlft.core.config import check_flag
-
-    for attr, (cls, name, key) in flags.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            check_flag(cls, name, value, f"--{attr.replace('_', '-')}", key)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

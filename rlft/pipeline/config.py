@@ -120,7 +120,7 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
     extra = [k for k in data if k not in names]
     for key in extra:  # a section of a stage that is not listed: validated when it is a stage kind, else an error
         if not (is_stage_kind(key) or isinstance(data[key], dict) and "kind" in data[key]):
-            hint = (f" The stage '{key}' was renamed to '{new}'." if (new := _renamed(key)) else "")
+            hint = f" The stage '{key}' was renamed to '{new}'." if (new := RENAMED_STAGES.get(key)) else ""
             raise ConfigError(
                 f"Unknown config key '{key}' (from {origins.of(key)}). It is neither a shared key "
                 f"({', '.join(SHARED_KEYS)}) nor the section of a stage.{hint} List the stage in `stages`, or check "
@@ -140,10 +140,6 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
         cfg.sections[name] = build(stage.config_class(), raw, name, origins)
         cfg.kinds[name] = kind
     return cfg
-
-
-def _renamed(name: str) -> str | None:
-    return RENAMED_STAGES.get(name)
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
