@@ -90,4 +90,4 @@ def test_image_transfer_config_runs_end_to_end(tmp_path: Path) -> None:
     assert main(args) == 0
     reloaded, meta = load_classifier(tmp_path / "run" / "final")
     assert meta["metrics"]["train_examples"] == 20 and "scratch_accuracy" in meta["metrics"]
-    assert reloaded.encoder.image_size == 32
+    assert reloaded.encoder.image_size == 48  # the config's size
