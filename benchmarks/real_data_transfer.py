@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="folder of the runs (default runs/bench-<task>)")
     parser.add_argument("--epochs-small", type=int, default=15, help="image: epochs at the 2%% budget")
-    parser.add_argument("--epochs-large", type=int, default=2, help="image: epochs at the 20%% budget")
+    parser.add_argument("--epochs-large", type=int, default=1, help="image: epochs at the 20%% budget")
     parser.add_argument("--modes", nargs="+", default=["full", "freeze", "lora"], help="image: tuning modes")
     parser.add_argument("--set", action="append", default=[], help="override for every run (repeatable)")
     args = parser.parse_args()
