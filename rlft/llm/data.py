@@ -74,7 +74,7 @@ def _load_raw(cfg: LLMDataConfig, seed: int, what: str) -> Any:
     if cfg.source in GENERATED_TASKS:
         return datasets.Dataset.from_dict(generate_addition(cfg.size, cfg.split, cfg.wrong_fraction, cfg.seed + seed))
     path = Path(cfg.source)
-    if cfg.source in plugins.entry_point_names("rlft.datasets"):
+    if plugins.is_dataset_name(cfg.source):
         table = datasets.Dataset.from_dict(dataset_table(cfg.source))
         return table.select(range(min(cfg.limit, len(table)))) if cfg.limit else table
     if not path.exists():
