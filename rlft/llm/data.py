@@ -82,7 +82,8 @@ def load_examples(cfg: LLMDataConfig, seed: int = 0, *, need_completion: bool = 
 
 
 def with_system(ds: Any, system: str) -> Any:
-    """Every prompt as a conversation opening with the system message ``system`` (completions as assistant turns)."""
+    """Every prompt as a conversation opening with the system message ``system`` (replacing one it has; completions
+    as assistant turns)."""
 
     def add(row: dict[str, Any]) -> dict[str, Any]:
         prompt = row["prompt"] if is_conversation(row["prompt"]) else [{"role": "user", "content": str(row["prompt"])}]
