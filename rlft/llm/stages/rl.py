@@ -24,7 +24,7 @@ from rlft.core.errors import ConfigError
 from rlft.core.metrics import log
 from rlft.llm import evaluate
 from rlft.llm.config import RLConfig
-from rlft.llm.data import load_examples
+from rlft.llm.data import as_chat, load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.rewards import build_rewards, reward_function
 from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
@@ -80,6 +80,7 @@ def run(ctx: StageContext[RLConfig]) -> StageResult:
     model, tokenizer, _ = load_start(ctx)
     if cfg.play_games:
         data = with_played_positions(ctx, data, model, tokenizer)
+    data = as_chat(data, tokenizer)  # prompts as user messages in the model's chat template (when it has one)
     scored = ([f for f in funcs if callable(f) and not hasattr(f, "forward")],
               [w for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")])
     before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0, scored)
