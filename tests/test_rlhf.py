@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from llm_helpers import prefs, tiny_llm, tiny_prefs_stage, tiny_rl  # noqa: F401  (session fixtures)
+from test_llm_stages import scalars
 
 from rlft.cli.main import main
 from rlft.core.errors import ConfigError, DatasetError
@@ -16,7 +17,6 @@ from rlft.llm.config import PreferenceDataConfig
 from rlft.llm.preferences import load_preferences
 from rlft.pipeline.config import pipeline_from_dict
 from rlft.pipeline.runner import run_pipeline
-from test_llm_stages import scalars
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -120,8 +120,8 @@ def test_reward_model_learns_the_preference_and_saves_an_hf_folder(tiny_llm: Pat
 
 
 @pytest.mark.parametrize("mode", ["freeze", "lora"])
-def test_reward_model_tuning_modes_train_fewer_parameters(mode: str, tiny_llm: Path,  # noqa: F811
-                                                          prefs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_reward_model_tuning_modes_train_fewer_parameters(mode: str, tiny_llm: Path, prefs: tuple[Path, Path],  # noqa: F811
+                                                          tmp_path: Path) -> None:
     data = tiny_prefs_stage("reward_model", tiny_llm, prefs, max_steps=2, tuning={"mode": mode, "lora_r": 2})
     m = run_pipeline(pipeline_from_dict(data), tmp_path / "run")["reward_model"].metrics
     assert 0 < m["model/trainable_params"] < m["model/total_params"]
@@ -135,12 +135,20 @@ def test_rl_against_a_reward_model_stage_logs_learned_reward_kl_and_true_score(
                    true_score={"rewards": [{"fn": "exact_match"}], "every": 2})
     data["stages"] = ["reward_model", "rl"]
     data["reward_model"] = tiny_prefs_stage("reward_model", tiny_llm, prefs, max_steps=2)["reward_model"]
-    run_pipeline(pipeline_from_dict(data), tmp_path / "run")
+    results = run_pipeline(pipeline_from_dict(data), tmp_path / "run")
     tags = scalars(tmp_path / "run" / "tb" / "rl")
     for tag in ("train/rewards/reward_model/mean", "train/kl", "true/reward", "true/sampled_em", "true/greedy_em"):
         assert tag in tags, f"{tag} missing (has {sorted(tags)})"
     assert len(tags["true/reward"]) == 3  # steps 0, 2 and 3 (the end)
     assert "train/rewards/exact_match/mean" not in tags  # the true reward is watched, never optimised
+
+    from rlft.pipeline.compare import compare_runs
+
+    rows = compare_runs([tmp_path / "run"], stages=["reward_model", "rl"], metric="eval/sampled_em")
+    assert [r["run"] for r in rows] == ["run:reward_model", "run:rl"]
+    assert rows[0]["value"] is None and rows[1]["value"] == results["rl"].metrics["eval/sampled_em"]
+    assert compare_runs([tmp_path / "run"], stages=["reward_model"])[0]["value"] == \
+        results["reward_model"].metrics["eval/accuracy"]  # the headline: held-out pairwise accuracy
 
 
 def test_dpo_raises_the_chosen_answers_likelihood(tiny_llm: Path, prefs: tuple[Path, Path],  # noqa: F811

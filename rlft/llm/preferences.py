@@ -3,12 +3,13 @@
 * :func:`load_preferences` -- a JSONL / CSV / Parquet file or ``save_to_disk`` folder (or the pairs a ``label`` stage
   wrote) as a :class:`datasets.Dataset` with ``prompt``, ``chosen`` and ``rejected`` columns. Plain text and
   conversational (``[{"role": ..., "content": ...}]``) pairs both load. A missing column, a missing value or an
-  empty text (no prompt and no completion) is a :class:`~rlft.core.errors.DatasetError` naming the row; pairs whose two sides are equal teach nothing: they are
-  dropped and counted (``dataset.info.description`` says how many), and a file of nothing else is an error.
+  empty text (no prompt and no completion) is a :class:`~rlft.core.errors.DatasetError` naming the row; pairs whose
+  two sides are equal teach nothing: they are dropped and counted (``dataset.info.description`` says how many),
+  and a file of nothing else is an error.
 * :func:`score_texts` / :func:`pairwise_accuracy` -- a sequence-classification reward model's score of
   ``prompt + completion`` (no EOS appended: the text exactly as the ``rl`` stage scores a sampled completion), and the
   share of pairs it orders right.
-* :func:`Judge` and :func:`order_pair` -- AI feedback: a reward function or reward model folder scores two
+* :class:`Judge` and :func:`order_pair` -- AI feedback: a reward function or reward model folder scores two
   completions; the pair is ordered by score, ties dropped, and a ``flip`` share reversed (label noise).
 * :func:`append_jsonl` / :func:`answered` -- the label file written one line at a time (nothing lost on a kill) and
   the prompts already answered (so a second run asks only the rest).
