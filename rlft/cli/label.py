@@ -79,13 +79,13 @@ def cmd_label(args: argparse.Namespace) -> int:
         first, second = sample_pairs(model, tokenizer, [prompt], seed=args.seed + 2 * index, **gen)[0]
         if first.strip() == second.strip():
             print(f"\n[{len(done) + k + 1}/{total}] prompt: {prompt!r}: both completions are {first!r}; skipped.")
-            record(out, Pair(prompt, first, second, "same"))
+            record(out, [Pair(prompt, first, second, "same")])
             counts["same"] += 1
             continue
         answer = _ask(prompt, first, second, f"[{len(done) + k + 1}/{total}]")
         if answer == "quit":
             break
-        record(out, Pair(prompt, first, second, answer))
+        record(out, [Pair(prompt, first, second, answer)])
         counts[answer] += 1
     print(f"\nthis session: {counts['1'] + counts['2']} preferences, {counts['tie']} ties, {counts['skip']} skipped "
           f"-> {out}. Run the same command again to continue.")

@@ -162,14 +162,23 @@ def order_pair(prompt: str, first: str, second: str, scores: Sequence[float | No
     return Pair(prompt, first, second, winner, flipped=flip)
 
 
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line and make it durable (a kill right after loses nothing written)."""
+def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append JSON lines and make them durable (a kill right after loses nothing written; a line torn by an earlier
+    kill is ended first, so it stays one bad line)."""
+    if not rows:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    torn = path.is_file() and path.stat().st_size > 0 and path.read_bytes()[-1:] != b"\n"
-    with path.open("a") as f:
-        f.write(("\n" if torn else "") + json.dumps(row) + "\n")
+    with path.open("ab") as f:
+        torn = f.tell() > 0 and _last_byte(path) != b"\n"
+        f.write((("\n" if torn else "") + "".join(json.dumps(r) + "\n" for r in rows)).encode())
         f.flush()
         os.fsync(f.fileno())
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
 
 
 def seen_path(out: Path) -> Path:
@@ -195,12 +204,11 @@ def answered(out: Path) -> set[str]:
     return done
 
 
-def record(out: Path, pair: Pair, extra: dict[str, Any] | None = None) -> None:
-    """Write one answer: the preference row first (when there is one), then the seen log."""
-    row = pair.row(extra)
-    if row is not None:
-        append_jsonl(out, row)
-    append_jsonl(seen_path(out), {"prompt": pair.prompt, "answer": pair.answer, "flipped": pair.flipped})
+def record(out: Path, pairs: list[Pair], extra: list[dict[str, Any]] | None = None) -> None:
+    """Write answers: their preference rows first (where there is a preference), then the seen log."""
+    rows = [p.row(x) for p, x in zip(pairs, extra or [{} for _ in pairs])]
+    append_jsonl(out, [r for r in rows if r is not None])
+    append_jsonl(seen_path(out), [{"prompt": p.prompt, "answer": p.answer, "flipped": p.flipped} for p in pairs])
 
 
 def sample_pairs(model: Any, tokenizer: Any, prompts: list[str], *, seed: int, max_new_tokens: int = 16,
@@ -232,13 +240,14 @@ def label_with_judge(model: Any, tokenizer: Any, prompts: Any, judge: Judge, out
         columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
         firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
         s1, s2 = judge(batch, firsts, **columns), judge(batch, seconds, **columns)
+        labelled = []
         for prompt, (a, b), x, y in zip(batch, pairs, s1, s2):
             if prompt in seen:  # a prompt that appears twice is asked once
                 continue
             seen.add(prompt)
-            pair = order_pair(prompt, a, b, (x, y), flip=bool(rng.random() < flip))
-            record(out, pair, {"flipped": pair.flipped})
-            key = {"1": "pairs", "2": "pairs", "tie": "ties", "same": "same"}[pair.answer]
+            labelled.append(order_pair(prompt, a, b, (x, y), flip=bool(rng.random() < flip)))
+            key = {"1": "pairs", "2": "pairs", "tie": "ties", "same": "same"}[labelled[-1].answer]
             counts[key] += 1
-            counts["flipped"] += pair.flipped
+            counts["flipped"] += labelled[-1].flipped
+        record(out, labelled, [{"flipped": p.flipped} for p in labelled])  # one durable write per batch
     return counts

@@ -122,8 +122,8 @@ def run(ctx: StageContext[RLConfig]) -> StageResult:
     model, tokenizer, _ = load_start(ctx)
     if cfg.play_games:
         data = with_played_positions(ctx, data, model, tokenizer)
-    scored = ([f for f in funcs if callable(f) and not hasattr(f, "forward")],
-              [w for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")])
+    functions = [(f, w) for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")]
+    scored = ([f for f, _ in functions], [w for _, w in functions]) if functions else None  # models: in training only
     before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0, scored)
     if cfg.tuning.mode == "freeze":
         freeze_early_layers(model, cfg.tuning)
