@@ -93,3 +93,39 @@ def write_tiny_gguf(path: Path, hidden: int = 16, layers: int = 2, seed: int = 0
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_prefs(path: Path, n: int, seed: int = 0) -> Path:
+    """``n`` preference pairs a tiny model can learn but a random head does not already know: after an ``a+b=``
+    prompt, two random numbers of 1-3 digits; the chosen one ends in an even digit, the rejected one in an odd digit.
+    Written as JSONL in TRL's format."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+
+    def number(last: str) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 2))) + rng.choice(last)
+
+    with path.open("w") as f:
+        for _ in range(n):
+            prompt = f"{rng.randint(0, 99)}+{rng.randint(0, 99)}="
+            row = {"prompt": prompt, "chosen": number("02468"), "rejected": number("13579")}
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(train, held-out) preference files of :func:`write_prefs` (128 and 64 pairs)."""
+    folder = tmp_path_factory.mktemp("prefs")
+    return write_prefs(folder / "train.jsonl", 128, seed=0), write_prefs(folder / "test.jsonl", 64, seed=1)
+
+
+def tiny_prefs_stage(kind: str, model: Path, prefs: tuple[Path, Path], **section: Any) -> dict[str, Any]:
+    """A pipeline running one 4-step `reward_model` or `dpo` stage on ``model``, checkpointing every 2 steps."""
+    base: dict[str, Any] = {"data": {"source": str(prefs[0])}, "max_steps": 4, "batch_size": 8, "save_steps": 2,
+                            "logging_steps": 1}
+    base["eval"] = {"data": {"source": str(prefs[1])}} if kind == "reward_model" else HELD_OUT
+    base.update(section)
+    return {"device": "cpu", "stages": [kind], "model": {"name": str(model), "num_threads": 1}, kind: base}
