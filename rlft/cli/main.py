@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
-from rlft.cli import compare, games, llm, pipeline
+from rlft.cli import compare, games, llm, pipeline, tune
 from rlft.cli.common import setup_logging
 from rlft.core import plugins
 from rlft.core.errors import RlftError
@@ -25,6 +25,7 @@ COMMANDS = (
     games.register,     # play, arena, render
     llm.register,       # llm-build, generate, games-to-text
     compare.register,   # compare
+    tune.register,      # tune
 )
 """The one command list: each entry adds its subcommands (and sets ``func`` on them)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import RunDirError
-from rlft.pipeline.results import StageResult
+from rlft.pipeline.results import StageResult, run_headline
 
 COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
 _DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
@@ -59,13 +59,12 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
     """One table row for a run folder."""
     path = Path(path)
     results = read_results(path)
-    with_headline = [(name, r) for name, r in results.items() if r.headline is not None]
     metric, value, kind = "-", None, "-"
-    if with_headline:
-        name, last = with_headline[-1]
-        assert last.headline is not None
-        metric, value = f"{name} {last.headline.name}", last.headline.value
-        kind = _KIND_NAMES.get(last.family, last.family or "-")
+    found = run_headline(results)
+    if found is not None:
+        name, headline = found
+        metric, value = f"{name} {headline.name}", headline.value
+        kind = _KIND_NAMES.get(results[name].family, results[name].family or "-")
     trainable = total = None
     peak: float | None = None
     wall = 0.0
