@@ -34,9 +34,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def _run_workers(args: argparse.Namespace, config: Path, storage: str, study: str) -> None:
-    procs = [subprocess.Popen(_worker_command(args, config, storage, study), preexec_fn=_die_with_parent)
-             for _ in range(args.workers)]
+def _run_workers(tuner: Any, args: argparse.Namespace, config: Path) -> None:
+    """``--workers K``: K worker processes started together (so they share the budget from the first trial)."""
+    procs = [subprocess.Popen(_worker_command(args, config, tuner.storage_url, tuner.study_name),
+                              preexec_fn=_die_with_parent) for _ in range(args.workers)]
     codes = [p.wait() for p in procs]
     failed = [c for c in codes if c != 0]
     if failed:
@@ -67,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         log.info("study '%s' in %s: %d trials, %d workers", tuner.study_name, tuner.safe_url, args.trials,
                  args.workers)
-        _run_workers(args, config, tuner.storage_url, tuner.study_name)
+        _run_workers(tuner, args, config)
     if not args.worker:
         _report(tuner, run_dir)
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import time
 import warnings
@@ -52,7 +53,7 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError as e:
-        raise ConfigError("`rlft tune` needs Optuna: pip install 'rlft[tune]' (optuna, matplotlib, psycopg2-binary)."
+        raise ConfigError("`rlft tune` needs Optuna: pip install 'rlft[tune]' (optuna, matplotlib, psycopg)."
                           ) from e
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -89,15 +90,23 @@ def make_storage(url: str, heartbeat: int = 10) -> Any:
         engine_kwargs["connect_args"] = {"timeout": 120}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        with _quiet_warnings():
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as e:  # a bad URL, a driver that is not installed, a server that does not answer
-        raise ConfigError(f"Cannot open the study database '{hide_password(url)}': {type(e).__name__}: {e}. Pass an SQLAlchemy URL "
-                          "such as sqlite:///study.db or postgresql://user:password@host:5432/db (PostgreSQL needs "
-                          "psycopg2-binary, in rlft[tune]).") from e
+    for attempt in range(5):
+        try:
+            with _quiet_warnings():
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except Exception as e:  # a bad URL, a driver that is not installed, a server that does not answer
+            # Workers started at once on a new database race to create its tables (PostgreSQL: "duplicate key ...
+            # pg_type"): the loser tries again, and then finds them.
+            if type(e).__name__ in ("IntegrityError", "OperationalError", "ProgrammingError") and attempt < 4:
+                time.sleep(0.5 + random.random() * 2)
+                continue
+            raise ConfigError(f"Cannot open the study database '{hide_password(url)}': {type(e).__name__}: {e}. "
+                              "Pass an SQLAlchemy URL such as sqlite:///study.db or postgresql://user:pw@host:5432/db "
+                              "(PostgreSQL needs psycopg 3, in rlft[tune]; postgresql+psycopg2:// uses psycopg2)."
+                              ) from e
+    raise AssertionError("unreachable")
 
 
 def make_pruner(name: str, startup_trials: int = 3, warmup_evals: int = 1) -> Any:
@@ -262,7 +271,7 @@ class Tuner:
                 raise RlftError(f"{counts['FAIL']} trials of the study '{self.study_name}' failed; see the errors "
                                 f"in {self.run_dir / 'tune.log'} (a config the space makes may be invalid).")
             if finished + counts.get("RUNNING", 0) >= self.trials and not counts.get("WAITING"):
-                time.sleep(poll or self.heartbeat)  # the rest of the budget is running elsewhere: wait for it
+                time.sleep(poll or min(self.heartbeat, 2))  # the rest of the budget runs elsewhere: wait for it
                 continue
             with _quiet_warnings():
                 study.optimize(self._objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
