@@ -1,6 +1,6 @@
 """``finetune.vec_env: ray``: env copies in Ray actors give the in-process VecEnv's trajectories, and train the same.
 
-Slow: starting a local Ray takes 20-30 s on the shared 2-core machine. Skipped without Ray (``pip install 'rlft[ray]'``).
+Slow: starting a local Ray takes 20-30 s on the shared 2-core machine. Skipped without Ray (``rlft[ray]``).
 """
 
 from __future__ import annotations

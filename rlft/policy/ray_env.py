@@ -43,7 +43,7 @@ class EnvGroup:
         return [env.reset(seed=seed, **({"options": opt} if opt else {}))
                 for env, seed, opt in zip(self.envs, seeds, options)]
 
-    def step(self, actions: list[Any]) -> list[tuple[Any, float, bool, dict[str, Any], dict[str, Any]]]:
+    def step(self, actions: list[Any]) -> list[tuple[Any, Any, bool, dict[str, Any], dict[str, Any]]]:
         out = []
         for env, action in zip(self.envs, actions):
             obs, reward, terminated, truncated, info = env.step(action)
@@ -95,7 +95,7 @@ def connect_ray(address: str | None = None, min_cpus: int = 1) -> Any:
         raise ConfigError("finetune.vec_env: ray needs Ray: pip install 'rlft[ray]'.") from e
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        local = {} if address else {"num_cpus": max(min_cpus, os.cpu_count() or 1)}
+        local: dict[str, Any] = {} if address else {"num_cpus": max(min_cpus, os.cpu_count() or 1)}
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
         except (ConnectionError, ValueError, RuntimeError) as e:

@@ -65,7 +65,7 @@ def _plot(study: Any, kind: str, path: Path) -> bool:
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
 
-    plot = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances}[kind]
+    plot: Any = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances}[kind]
     try:
         with _quiet_warnings():
             ax = plot(study)

@@ -158,7 +158,9 @@ class FinetuneRunner:
         if self.metrics is not None:
             self.metrics.log(scalars, step=step)
         log.debug("%s: step %d %s", self.name, step, scalars)
-        if self.report is not None and headline is not None:
+        # The evaluation before the first update is left out: it judges the starting policy, the same in every trial
+        # of a search (and Optuna's median pruner keeps a trial's best value so far, so it would mask later ones).
+        if self.report is not None and headline is not None and step > 0:
             self.report(step, float(headline))
 
     def maybe_checkpoint(self, force: bool = False) -> None:
