@@ -71,8 +71,14 @@ def test_space_parses_every_distribution_and_fixed_values() -> None:
         ("finetune.n_steps", "choice", (32, 64))]
     assert space.fixed == {"finetune.total_timesteps": 4000, "stages": ["finetune"],
                            "finetune.policy": {"arch": "mlp"}}
-    shipped = load_space(Path(__file__).parents[1] / "configs" / "spaces" / "cartpole.yaml")
-    assert {p.key for p in shipped.params} >= {"finetune.learning_rate", "finetune.n_steps"}
+    from rlft.core.config import read_yaml
+    from rlft.tune.study import check_space
+
+    configs = Path(__file__).parents[1] / "configs"
+    for name in ("cartpole", "tictactoe"):  # the shipped spaces fit the shipped configs at both ends of every range
+        shipped = load_space(configs / "spaces" / f"{name}.yaml")
+        assert {p.key for p in shipped.params} >= {"finetune.learning_rate", "finetune.n_epochs"}
+        check_space(read_yaml(configs / f"{name}.yaml"), shipped)
 
 
 @pytest.mark.parametrize(("entries", "message"), [
