@@ -17,7 +17,7 @@ from typing import Any
 
 from rlft.core.metrics import log
 from rlft.core.rundir import write_json, write_text
-from rlft.tune.study import _SURPLUS, Tuner, _quiet_warnings
+from rlft.tune.study import SURPLUS, Tuner, quiet_warnings
 
 
 def trial_rows(tuner: Tuner) -> list[dict[str, Any]]:
@@ -26,7 +26,7 @@ def trial_rows(tuner: Tuner) -> list[dict[str, Any]]:
     leaves = [p.key.rsplit(".", 1)[-1] for p in tuner.space.params]  # `learning_rate` for `finetune.learning_rate`
     short = {p.key: leaf for p, leaf in zip(tuner.space.params, leaves) if leaves.count(leaf) == 1}
     for t in tuner.study.get_trials(deepcopy=False):
-        if t.user_attrs.get(_SURPLUS):
+        if t.user_attrs.get(SURPLUS):
             continue
         headline = t.user_attrs.get("headline") or {}
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
@@ -67,7 +67,7 @@ def _plot(study: Any, kind: str, path: Path) -> bool:
 
     plot: Any = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances}[kind]
     try:
-        with _quiet_warnings():
+        with quiet_warnings():
             ax = plot(study)
     except Exception as e:  # e.g. importances need at least two complete trials with different values
         log.info("no %s plot: %s", kind, e)

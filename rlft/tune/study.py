@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import random
 import socket
@@ -45,7 +46,7 @@ from rlft.tune.space import Space
 PRUNERS = ("median", "hyperband", "none")
 FINISHED = ("COMPLETE", "PRUNED")
 """Trial states that count towards the budget."""
-_SURPLUS = "surplus"
+SURPLUS = "surplus"
 """User attribute of a trial that two workers created at once beyond the budget (failed at once, never run)."""
 
 
@@ -61,7 +62,7 @@ def _optuna() -> Any:
 
 
 @contextlib.contextmanager
-def _quiet_warnings() -> Iterator[None]:
+def quiet_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -92,7 +93,7 @@ def make_storage(url: str, heartbeat: int = 10) -> Any:
         engine_kwargs["pool_pre_ping"] = True
     for attempt in range(5):
         try:
-            with _quiet_warnings():
+            with quiet_warnings():
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
@@ -137,7 +138,7 @@ def _set_key(data: dict[str, Any], key: str, value: Any, what: str) -> None:
 def trial_config(base: dict[str, Any], space: Space, params: dict[str, Any], overrides: list[str] | None = None
                  ) -> PipelineConfig:
     """One trial's config, validated: the base config < the space's fixed keys < ``--set`` < the trial's ``params``."""
-    data = _deep_copy(base)
+    data = copy.deepcopy(base)
     for key, value in space.fixed.items():
         _set_key(data, key, value, space.source)
     apply_overrides(data, overrides or [])
@@ -147,14 +148,6 @@ def trial_config(base: dict[str, Any], space: Space, params: dict[str, Any], ove
         return pipeline_from_dict(data, source="the tuned config")
     except ConfigError as e:
         raise ConfigError(f"{e} (with {space.source}: {params or space.fixed})") from e
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
 
 
 def check_space(base: dict[str, Any], space: Space, overrides: list[str] | None = None) -> None:
@@ -217,7 +210,7 @@ class Tuner:
         sampler = optuna.samplers.TPESampler(constant_liar=True, n_startup_trials=min(10, max(3, self.trials // 3)))
         attrs = {"space": self.space.to_json(),
                  "config": pipeline_yaml(trial_config(self.base, self.space, {}, self.overrides))}
-        with _quiet_warnings():
+        with quiet_warnings():
             if create:
                 study = optuna.create_study(storage=storage, study_name=self.study_name, direction="maximize",
                                             sampler=sampler, pruner=make_pruner(self.pruner), load_if_exists=True)
@@ -250,7 +243,7 @@ class Tuner:
         """How many trials of the study are in each state (``COMPLETE``, ``PRUNED``, ``RUNNING``, ...)."""
         out: dict[str, int] = {}
         for t in self.study.get_trials(deepcopy=False):
-            if not t.user_attrs.get(_SURPLUS):
+            if not t.user_attrs.get(SURPLUS):
                 out[t.state.name] = out.get(t.state.name, 0) + 1
         return out
 
@@ -261,7 +254,7 @@ class Tuner:
         study = self.study
         ran = 0
         while True:
-            with _quiet_warnings():
+            with quiet_warnings():
                 optuna.storages.fail_stale_trials(study)
             counts = self.counts()
             finished = sum(counts.get(s, 0) for s in FINISHED)
@@ -273,21 +266,21 @@ class Tuner:
             if finished + counts.get("RUNNING", 0) >= self.trials and not counts.get("WAITING"):
                 time.sleep(poll or min(self.heartbeat, 2))  # the rest of the budget runs elsewhere: wait for it
                 continue
-            with _quiet_warnings():
+            with quiet_warnings():
                 study.optimize(self._objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
             ran += 1
 
     def _surplus(self, number: int) -> bool:
         """True when the budget was already taken by trials numbered below ``number`` (two workers asked at once)."""
         taken = [t for t in self.study.get_trials(deepcopy=False)
-                 if t.number < number and not t.user_attrs.get(_SURPLUS)
+                 if t.number < number and not t.user_attrs.get(SURPLUS)
                  and t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")]
         return len(taken) >= self.trials
 
     def _objective(self, trial: Any) -> float:
         optuna = _optuna()
         if self._surplus(trial.number):
-            trial.set_user_attr(_SURPLUS, True)
+            trial.set_user_attr(SURPLUS, True)
             raise RlftError(f"trial {trial.number} is beyond the budget of {self.trials} (another worker took it)")
         params = self.space.suggest(trial)
         cfg = trial_config(self.base, self.space, params, self.overrides)
