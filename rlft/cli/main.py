@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
-from rlft.cli import compare, games, label, llm, pipeline
+from rlft.cli import compare, games, label, llm, pipeline, tune
 from rlft.cli.common import setup_logging
 from rlft.core import plugins
 from rlft.core.errors import RlftError
@@ -26,6 +26,7 @@ COMMANDS = (
     llm.register,       # llm-build, models, generate, games-to-text
     label.register,     # label (preference pairs from people or a judge)
     compare.register,   # compare
+    tune.register,      # tune
 )
 """The one command list: each entry adds its subcommands (and sets ``func`` on them)."""
 

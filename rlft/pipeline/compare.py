@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import RunDirError
-from rlft.pipeline.results import StageResult
+from rlft.pipeline.results import StageResult, run_headline
 
 COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
 _DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
@@ -59,22 +59,29 @@ def summarize_run(path: str | Path, stage: str | None = None, metric_key: str | 
     """One table row for a run folder: its headline, or ``metric_key`` of its last (or of ``stage``'s) result."""
     path = Path(path)
     results = read_results(path)
-    if stage is not None:  # the row of one stage: figures up to and including it
-        names = list(results)
-        results = {n: results[n] for n in names[:names.index(stage) + 1]}
-    picked = [(n, r) for n, r in results.items()
-              if (metric_key in r.metrics if metric_key else r.headline is not None)]
-    if stage is not None:
-        picked = [(n, r) for n, r in picked if n == stage]
     metric, value, kind = "-", None, "-"
-    if picked:
-        name, last = picked[-1]
-        if metric_key:
-            metric, value = f"{name} {metric_key}", last.metrics[metric_key]
-        else:
-            assert last.headline is not None
-            metric, value = f"{name} {last.headline.name}", last.headline.value
-        kind = _KIND_NAMES.get(last.family, last.family or "-")
+    if stage is None and not metric_key:  # the run's headline: that of its last stage that has one
+        found = run_headline(results)
+        if found is not None:
+            name, headline = found
+            metric, value = f"{name} {headline.name}", headline.value
+            kind = _KIND_NAMES.get(results[name].family, results[name].family or "-")
+    else:
+        if stage is not None:  # the row of one stage: figures up to and including it
+            names = list(results)
+            results = {n: results[n] for n in names[:names.index(stage) + 1]}
+        picked = [(n, r) for n, r in results.items()
+                  if (metric_key in r.metrics if metric_key else r.headline is not None)]
+        if stage is not None:
+            picked = [(n, r) for n, r in picked if n == stage]
+        if picked:
+            name, last = picked[-1]
+            if metric_key:
+                metric, value = f"{name} {metric_key}", last.metrics[metric_key]
+            else:
+                assert last.headline is not None
+                metric, value = f"{name} {last.headline.name}", last.headline.value
+            kind = _KIND_NAMES.get(last.family, last.family or "-")
     trainable = total = None
     peak: float | None = None
     wall = 0.0

@@ -107,7 +107,11 @@ def policy_from_payload(payload: dict[str, Any], observation_space: gym.Space[An
     """Rebuild a frozen :class:`~rlft.policy.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
 
 
-    policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space, masked=payload["masked"])
+    # The fresh network's random init is overwritten at once; building it under fork_rng leaves the caller's torch RNG
+    # untouched, so in-process envs (which share it with the learner) train exactly as subprocess / Ray envs do.
+    with torch.random.fork_rng(devices=[]):
+        policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space,
+                              masked=payload["masked"])
     policy.load_state_dict({k: torch.as_tensor(v) for k, v in payload["state"].items()})
     for p in policy.parameters():
         p.requires_grad_(False)
