@@ -23,7 +23,7 @@ from rlft.core.errors import RlftError
 COMMANDS = (
     pipeline.register,  # train, record, imitate, finetune, eval, config, stages, envs, check-env
     games.register,     # play, arena, render
-    llm.register,       # llm-build, generate, games-to-text
+    llm.register,       # llm-build, models, generate, games-to-text
     label.register,     # label (preference pairs from people or a judge)
     compare.register,   # compare
 )

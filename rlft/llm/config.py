@@ -28,8 +28,9 @@ class LLMDataConfig:
     """Where a stage's examples come from, and which columns hold what."""
 
     source: str = "addition"
-    """`addition` (generated task: prompt `a+b=`, completion the sum), or a local `.jsonl`/`.json`/`.csv`/`.parquet`
-    file, or a folder written by `datasets.save_to_disk`."""
+    """`addition` (generated task: prompt `a+b=`, completion the sum; `op` and `prompt_template` change it), or a local
+    `.jsonl`/`.json`/`.csv`/`.parquet` file, or a folder written by `datasets.save_to_disk`. Columns may be plain text
+    or conversational (TRL's format: `prompt` / `completion` as lists of `{role, content}`, or one `messages` list)."""
     split: str = "train"
     """Generated tasks: `train` or `test` (disjoint sets of problems). Folders holding a DatasetDict: the split."""
     size: int = param(2000, ge=1)
@@ -38,6 +39,15 @@ class LLMDataConfig:
     """Generated tasks: share of examples whose completion is replaced by a wrong answer (noisy demonstrations)."""
     seed: int = param(0, ge=0)
     """Generated tasks: sampling seed (added to the stage seed)."""
+    system: str = ""
+    """Chat models: a system message put before every prompt (the prompt becomes a conversation; a system message
+    the data has is replaced). Empty: none, so the chat template's own default applies (SmolLM2's is a 20-token
+    "You are a helpful AI assistant ...")."""
+    op: Literal["+", "-", "+-"] = "+"
+    """Generated tasks: `+` (sums), `-` (differences, may be negative) or `+-` (each example one or the other)."""
+    prompt_template: str = "{a}{op}{b}="
+    """Generated tasks: how a problem is phrased (`{a}`, `{op}`, `{b}`), e.g. `What is {a}{op}{b}? Answer with the
+    number only.` -- an instruction model sees it as the user's message in its chat template."""
     prompt_column: str = "prompt"
     """Column holding the prompt."""
     completion_column: str = "completion"
@@ -46,6 +56,13 @@ class LLMDataConfig:
     """`pretrain`: column holding raw text. When absent, prompt + completion are joined."""
     limit: int = param(0, ge=0)
     """Use only the first N rows of a file (0: all)."""
+
+    def validate(self) -> None:
+        try:
+            self.prompt_template.format(a=1, op="+", b=2)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"prompt_template '{self.prompt_template}' must use only {{a}}, {{op}} and {{b}} "
+                             f"({type(e).__name__}: {e}).") from e
 
 
 @dataclass
@@ -79,6 +96,8 @@ class LLMEvalConfig:
     """In a training stage's `eval`: evaluate before and after it trains (the `llm_eval` stage always evaluates)."""
     max_new_tokens: int = param(16, ge=1)
     """Longest generated completion."""
+    sampled: bool = True
+    """Also measure sampled exact match (a second generation pass; off: the greedy completions give the reward)."""
     temperature: float = param(1.0, gt=0)
     """Temperature of the sampled evaluation (greedy is always measured too)."""
     batch_size: int = param(200, ge=1)

@@ -53,7 +53,7 @@ def exact_match(prompts: list[Any], completions: list[Any], column: str = "", **
                           f"dataset (columns passed: {sorted(k for k in columns if k not in _TRL_KWARGS)}). "
                           "Set kwargs: {column: <name>} on the reward.")
     refs = columns[name]
-    return [float(completion_text(c).strip() == str(r).strip()) for c, r in zip(completions, refs)]
+    return [float(completion_text(c).strip() == completion_text(r).strip()) for c, r in zip(completions, refs)]
 
 
 def regex_match(prompts: list[Any], completions: list[Any], pattern: str = r".+", full: bool = True,

@@ -32,7 +32,7 @@ from rlft.core.errors import ConfigError
 from rlft.core.metrics import log
 from rlft.llm import evaluate
 from rlft.llm.config import RewardSpec, RLConfig
-from rlft.llm.data import load_examples
+from rlft.llm.data import as_chat, load_examples
 from rlft.llm.evaluate import evaluate_llm
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.rewards import build_rewards, reward_function
@@ -122,6 +122,7 @@ def run(ctx: StageContext[RLConfig]) -> StageResult:
     model, tokenizer, _ = load_start(ctx)
     if cfg.play_games:
         data = with_played_positions(ctx, data, model, tokenizer)
+    data = as_chat(data, tokenizer)  # prompts as user messages in the model's chat template (when it has one)
     functions = [(f, w) for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")]
     scored = ([f for f, _ in functions], [w for _, w in functions]) if functions else None  # models: in training only
     before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0, scored)

@@ -152,7 +152,7 @@ def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"last_snapshot": int(last_snapshot), "snapshots": [],
                             "results": [s["results"] for s in states]}
-    for i, payload in enumerate(states[0]["snapshots"] if states else []):  # every env holds the same snapshots
+    for i, payload in enumerate(states[0]["snapshots"]):  # every env holds the same snapshots
         name = f"snapshot-{i}.safetensors"
         save_file({k: np.ascontiguousarray(v) for k, v in payload["state"].items()}, str(folder / name))
         meta["snapshots"].append({"key": payload["key"], "spec": payload["spec"], "masked": payload["masked"],
