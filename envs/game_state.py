@@ -156,13 +156,15 @@ class TicTacToeState:
     @classmethod
     def from_observation(cls, planes: np.ndarray) -> TicTacToeState:
         flat = np.asarray(planes).reshape(9, 2)
-        return cls(sum(1 << i for i in np.flatnonzero(flat[:, 0])), sum(1 << i for i in np.flatnonzero(flat[:, 1])))
+        mine = sum(1 << int(i) for i in np.flatnonzero(flat[:, 0]))
+        theirs = sum(1 << int(i) for i in np.flatnonzero(flat[:, 1]))
+        return cls(mine, theirs)
 
     def legal_mask(self) -> np.ndarray:
         if self.terminal_value() is not None:
             return np.zeros(9, dtype=bool)
         occupied = self.mine | self.theirs
-        return np.array([not (occupied >> a) & 1 for a in range(9)])
+        return np.array([not (occupied >> a) & 1 for a in range(9)], dtype=bool)
 
     def play(self, action: int) -> TicTacToeState:
         if ((self.mine | self.theirs) >> action) & 1 or self.terminal_value() is not None:

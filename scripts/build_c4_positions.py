@@ -35,7 +35,7 @@ import numpy as np
 from bitbully_databases import BitBullyDatabases
 
 from rlft.envs.connect_four import AlphaBeta
-from rlft.envs.game_state import C4_COLS, C4_ROWS, ConnectFourState, four_in_a_row
+from rlft.envs.game_state import C4_COLS, C4_ROWS, ConnectFourState
 
 WIN_NOW = 1000
 """Value of a move that wins on the spot (better than any book distance)."""

@@ -25,7 +25,8 @@ def test_core_agrees_with_pettingzoo_on_random_games(env_name: str) -> None:
             obs, _, terminated, truncated, _ = env.last()
             if terminated or truncated:
                 # the seat to move now lost (the other seat's last move won) or drew; the core says the same
-                assert state.terminal_value() == env.rewards[seat] == -env.rewards[env.agents[1 - env.agents.index(seat)]]
+                other = env.agents[1 - env.agents.index(seat)]
+                assert state.terminal_value() == env.rewards[seat] == -env.rewards[other]
                 assert not state.legal_mask().any()
                 draws += state.terminal_value() == 0
                 break
