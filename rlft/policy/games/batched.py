@@ -30,7 +30,7 @@ class BatchedReplies(VecEnvWrapper):
     def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
         assert isinstance(venv, DummyVecEnv), "BatchedReplies needs in-process envs (DummyVecEnv)"
-        self.selfplay = [env.unwrapped for env in venv.envs]
+        self.selfplay: list[Any] = [env.unwrapped for env in venv.envs]
         self.batches = 0
         """Forward passes made for replies (one per network opponent per step)."""
         self.replies = 0

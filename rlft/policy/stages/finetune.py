@@ -104,8 +104,9 @@ class FinetuneRunner:
         self.spec = spec
         if self.hooks is None:
             self.hooks = env_hooks(self.env_spec, self.env_kwargs, check=False)
-        venv = self.hooks.vectorised(make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
-                                                  subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed)))
+        venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
+                            subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed))
+        venv = self.hooks.vectorised(venv)  # games: network opponents' replies batched across the envs
         self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
             venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO
