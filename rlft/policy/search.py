@@ -242,5 +242,8 @@ def load_mcts_agent(spec: str, *, env_plugin: Any = None, seed: int | None = Non
     if seed is not None:
         settings.seed = int(seed)
     agent = load_agent(run, device=device, trust_pickle=trust_pickle, env=env)
-    env_name = env or getattr(agent, "meta", {}).get("env")
-    return MCTSAgent(agent, game_state_class(env_name, env_plugin), settings)
+    if env_plugin is not None or env:
+        return MCTSAgent(agent, game_state_class(env, env_plugin), settings)
+    # the env the agent's own metadata names: a `module:Name` spec there needs --trust-code, like any file-named code
+    with plugins.code_named_by(f"the agent metadata of '{run}'"):
+        return MCTSAgent(agent, game_state_class(getattr(agent, "meta", {}).get("env")), settings)
