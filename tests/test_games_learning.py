@@ -1,7 +1,10 @@
-""""It learns" on the full tic-tac-toe config (slow: about 4 minutes on 2 cores; `pytest -m slow`).
+""""It learns" on the full tic-tac-toe config (slow: about 8 minutes on 2 cores; `pytest -m slow`).
 
-The acceptance line of the games issue: the final agent loses none of 200 games against perfect minimax (both seats)
-and wins at least 0.8 of 200 against random, measured with `rlft.load_agent` on the real PettingZoo env.
+The acceptance line of the games issue, made to discriminate: the final agent loses none of 200 games against perfect
+minimax and none of 200 against random (both seats, through `rlft.load_agent` on the real PettingZoo env), and it
+beats random at least as often as the behaviour-cloned agent it started from, in the same games. The cloned agent
+alone does not pass: measured on these seeds it lost 4 games to perfect play and 5 to random, and won 0.830 of its
+games against random (the fine-tuned one: 0 / 0 / 0.890).
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from rlft.policy.games.arena import evaluate_game
 
 
 @pytest.mark.slow
-def test_tictactoe_config_never_loses_to_perfect_play(tmp_path: Path) -> None:
+def test_tictactoe_config_never_loses_and_improves_on_cloning(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     assert main(["train", "configs/tictactoe.yaml", "--run-dir", str(run_dir), "-q"]) == 0
-    agent = rlft.load_agent(run_dir)
-    result = evaluate_game(agent, resolve_env("tictactoe"), {}, ["perfect", "random"], 200, seed=123)
-    result = {k: r.to_json() for k, r in result.items()}
-    assert result["perfect"]["losses"] == 0
-    assert result["random"]["win"] >= 0.8
+    env = resolve_env("tictactoe")
+
+    def play(agent_path: Path) -> dict[str, dict[str, float]]:
+        result = evaluate_game(rlft.load_agent(agent_path), env, {}, ["perfect", "random"], 200, seed=123)
+        return {k: r.to_json() for k, r in result.items()}
+
+    final, cloned = play(run_dir), play(run_dir / "stages" / "imitate")
+    assert final["perfect"]["losses"] == 0 and final["random"]["losses"] == 0
+    assert final["random"]["win"] >= cloned["random"]["win"]

@@ -128,9 +128,10 @@ def test_same_seed_same_result(tmp_path) -> None:  # type: ignore[no-untyped-def
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("masked", [False, True])
-def test_reference_cache_equals_per_minibatch_reference(masked: bool) -> None:
-    """The per-rollout reference cache gives the same KL as evaluating the reference on each minibatch."""
+@pytest.mark.parametrize("case", ["discrete", "masked", "box"])
+def test_reference_cache_equals_per_minibatch_reference(case: str) -> None:
+    """Every branch of the per-rollout reference cache (categorical without and with masks, diagonal Gaussian for Box
+    actions) gives the same KL as evaluating the reference on each minibatch, and a non-zero one."""
     from rlft.policy.ppo import (
         RlftMaskablePPO,
         RlftPPO,
@@ -142,21 +143,29 @@ def test_reference_cache_equals_per_minibatch_reference(masked: bool) -> None:
 
     class MaskedCartPole(gym.Wrapper):
         def action_masks(self) -> np.ndarray:
-            return np.array([True, bool(self.env.unwrapped.state[0] < 1.0)])
+            return np.array([True, bool(self.env.unwrapped.state[2] < 0.0)])  # pole leaning left
 
-    env = MaskedCartPole(gym.make("CartPole-v1")) if masked else gym.make("CartPole-v1")
+    masked = case == "masked"
+    env = gym.make("Pendulum-v1") if case == "box" else gym.make("CartPole-v1")
+    env = MaskedCartPole(env) if masked else env
     algo = RlftMaskablePPO if masked else RlftPPO
     model = algo("MlpPolicy", env, n_steps=64, batch_size=16, seed=0, policy_kwargs={"net_arch": [8]})
     ref = build_policy(PolicySpec(net_arch=[8]), env.observation_space, env.action_space, masked=masked)
     model.set_reference(ref)
     model.learn(64)  # fills the rollout buffer
     cache = _ReferenceCache(model.ref_policy, model.rollout_buffer)
+    kinds = {"box": torch.distributions.Normal}
+    assert isinstance(cache.dist, kinds.get(case, torch.distributions.Categorical))
     for idx, batch in _minibatches(model.rollout_buffer, 16):
         masks = getattr(batch, "action_masks", None)
+        if masked:
+            assert 0 < masks[:, 1].sum() < len(idx)  # the mask removes an action in some of these steps, not all
         direct = reference_distribution(model.ref_policy, batch.observations, masks)
         learner = model.policy.get_distribution(batch.observations) if masks is None else \
             model.policy.get_distribution(batch.observations, action_masks=masks)
-        torch.testing.assert_close(cache.kl(learner, idx), kl_to_reference(learner, direct))
+        from_cache = cache.kl(learner, idx)
+        torch.testing.assert_close(from_cache, kl_to_reference(learner, direct))
+        assert from_cache.shape == (len(idx),) and (from_cache > 0).any()
 
 
 def test_the_kl_term_adds_exactly_its_own_gradient_to_one_update() -> None:
