@@ -63,13 +63,13 @@ def test_search_targets_needed_when_asked(tmp_path: Path) -> None:
 
 
 def config(tmp_path: Path) -> dict[str, Any]:
-    imitate = {"policy": {"net_arch": [32]}, "epochs": 4, "critic_warmup_epochs": 2, "batch_size": 64, "gamma": 1.0}
+    imitate = {"policy": {"net_arch": [32]}, "epochs": 2, "critic_warmup_epochs": 1, "batch_size": 64, "gamma": 1.0}
     return {
         "name": "exit", "seed": 0, "num_threads": 1, "device": "cpu", "env": {"id": "tictactoe"},
         "stages": ["record", "imitate", "record_1", "imitate_1", "eval"],
-        "record": {"agent": "perfect:0.3", "episodes": 30},
+        "record": {"agent": "perfect:0.3", "episodes": 20},
         "imitate": imitate,
-        "record_1": {"kind": "record", "agent": "mcts:imitate,sims=24", "episodes": 12, "deterministic": False},
+        "record_1": {"kind": "record", "agent": "mcts:imitate,sims=16", "episodes": 8, "deterministic": False},
         "imitate_1": {**imitate, "kind": "imitate", "start_from": "imitate", "targets": "search"},
         "eval": {"episodes": 4, "opponents": ["random"]},
     }
@@ -79,6 +79,6 @@ def test_expert_iteration_round_through_the_pipeline(tmp_path: Path) -> None:
     cfg = pipeline_from_dict(config(tmp_path), source="test")
     results = run_pipeline(cfg, tmp_path / "run")
     data = load_transitions(tmp_path / "run" / "data" / "record_1")
-    assert data.action_targets is not None and len(data) > 12 * 4
+    assert data.action_targets is not None and len(data) > 8 * 4
     assert results["imitate_1"].metrics["holdout_accuracy"] >= 0  # trained on the soft targets
     assert set(results["eval"].details["table"]) >= {"imitate", "imitate_1"}

@@ -56,6 +56,9 @@ class SearchSettings:
     """Concentration of the Dirichlet noise mixed into the root prior in training games."""
     noise_frac: float = 0.25
     """Weight of that noise (0: none)."""
+    discount: float = 0.995
+    """Per-ply discount of backed-up values (the value head's gamma per learner move is two plies), so of two
+    winning lines the shorter one scores higher, and of two lost ones the longer."""
     seed: int = 0
     """Seed of the noise and of sampling."""
 
@@ -79,8 +82,10 @@ def parse_spec(spec: str) -> tuple[str, SearchSettings]:
         except ValueError:
             raise ConfigError(f"The agent spec '{spec}': {key} must be a number, got '{value}'.") from None
     settings = SearchSettings(**values)
-    if settings.sims < 1 or settings.batch < 1 or settings.c_puct <= 0 or settings.temp < 0:
-        raise ConfigError(f"The agent spec '{spec}': sims and batch must be >= 1, c_puct > 0 and temp >= 0.")
+    if settings.sims < 1 or settings.batch < 1 or settings.c_puct <= 0 or settings.temp < 0 or \
+            not 0 < settings.discount <= 1:
+        raise ConfigError(f"The agent spec '{spec}': sims and batch must be >= 1, c_puct > 0, temp >= 0 and "
+                          "0 < discount <= 1.")
     return run, settings
 
 
@@ -198,12 +203,12 @@ class MCTSAgent:
             node = node.child(a)
         return path, node
 
-    @staticmethod
-    def _backup(path: list[tuple[_Node, int]], value: float) -> None:
+    def _backup(self, path: list[tuple[_Node, int]], value: float) -> None:
         """Turn the path's virtual loss into the simulation's result: ``value`` is for the player to move at the
-        leaf, so each edge, whose value is for the player who moved there, gets it sign-flipped once per ply."""
+        leaf, so each edge, whose value is for the player who moved there, gets it sign-flipped (and discounted)
+        once per ply."""
         for node, a in reversed(path):
-            value = -value
+            value = -value * self.settings.discount
             node.value_sum[a] += value + 1.0
 
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
