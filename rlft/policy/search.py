@@ -43,8 +43,9 @@ class SearchSettings:
 
     sims: int = 200
     """Simulations (leaf evaluations or finished games reached) per move."""
-    c_puct: float = 1.5
-    """Exploration constant of PUCT: larger trusts the prior longer."""
+    c_puct: float = 1.0
+    """Exploration constant of PUCT: larger trusts the prior longer (on the Connect Four positions set, 100
+    simulations: 0.35 -> 0.646 optimal, 0.7 -> 0.680, 1.0 -> 0.669, 1.5 -> 0.657, 3.0 -> 0.617)."""
     temp: float = 1.0
     """Temperature of the visit counts a move is sampled from in training games (deterministic play: argmax)."""
     temp_plies: int = 10
