@@ -249,8 +249,7 @@ class Transitions:
     observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
     action_targets: np.ndarray | None = None
-    """(N, n_actions) soft targets: a search agent's visit distribution at each step (Minari ``infos``
-    ``search_policy``), when every episode carries one."""
+    """(N, n_actions) a search agent's visit distributions (``infos["search_policy"]``) if every episode has them."""
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -336,9 +335,7 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
         last_observations=np.stack(parts["last"]),
         observation_space=obs_space,
         action_space=ds.action_space,
-        # soft targets only when every episode with steps has them (a mixed dataset imitates the actions)
-        action_targets=np.concatenate(parts["target"]) if parts["target"] and len(parts["target"]) == len(
-            parts["act"]) else None,
+        action_targets=np.concatenate(parts["target"]) if len(parts["target"]) == len(parts["act"]) else None,
     )
     return data, episodes, steps
 
