@@ -14,7 +14,7 @@ case "${1:-}" in
   --fresh) rm -rf mutants ;;
 esac
 start=$(date +%s)
-.venv/bin/mutmut run --max-children "${MUTMUT_CHILDREN:-2}" | tr '\r' '\n' | grep -v '^⠋\|^⠙\|^⠹\|^⠸\|^⠼\|^⠴\|^⠦\|^⠧\|^⠇\|^⠏' | tail -n 5
+.venv/bin/python scripts/mutmut_run.py run --max-children "${MUTMUT_CHILDREN:-2}" | tr '\r' '\n' | grep -v '^⠋\|^⠙\|^⠹\|^⠸\|^⠼\|^⠴\|^⠦\|^⠧\|^⠇\|^⠏' | tail -n 5
 .venv/bin/mutmut export-cicd-stats >/dev/null
 .venv/bin/python - "$(( $(date +%s) - start ))" <<'PY'
 import json, sys

@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 FOLDERS = {"rlft": ROOT / "rlft", "rlft.envs": ROOT / "envs", "rlft.policies": ROOT / "policies"}
-LAYERS = ["rlft.cli", "rlft.bridges", "rlft.policy|rlft.llm|rlft.encoder", "rlft.envs|rlft.policies", "rlft.pipeline",
-          "rlft.core"]
+LAYERS = ["rlft.cli", "rlft.bridges", "rlft.policy|rlft.llm|rlft.encoder|rlft.tune", "rlft.envs|rlft.policies",
+          "rlft.pipeline", "rlft.core"]
 """Top to bottom: a module may import its own layer's package and the layers below, never one above (and the
 packages of one layer, separated by |, not each other)."""
 

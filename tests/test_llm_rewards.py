@@ -31,6 +31,13 @@ def test_builtins_score_by_hand() -> None:
     assert length_penalty(PROMPTS, COMPLETIONS, max_chars=10) == [-0.1, -0.3, -0.2]
 
 
+def test_builtin_defaults() -> None:
+    """What a config gets when it names the reward without kwargs: any non-empty completion matches, and the
+    length penalty is per 100 characters."""
+    assert regex_match(PROMPTS, ["3", "  ", "", "a b"]) == [1.0, 0.0, 0.0, 1.0]
+    assert length_penalty(PROMPTS, ["x" * 100, "x" * 25, ""]) == [-1.0, -0.25, 0.0]
+
+
 def test_exact_match_without_reference_column_names_it() -> None:
     with pytest.raises(PluginError, match="exact_match needs a reference column"):
         exact_match(PROMPTS, COMPLETIONS, other=[1, 2, 3])

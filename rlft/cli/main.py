@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
-from rlft.cli import compare, games, llm, pipeline
+from rlft.cli import compare, games, label, llm, pipeline, tune
 from rlft.cli.common import setup_logging
 from rlft.core import plugins
 from rlft.core.errors import RlftError
@@ -23,8 +23,10 @@ from rlft.core.errors import RlftError
 COMMANDS = (
     pipeline.register,  # train, record, imitate, finetune, eval, config, stages, envs, check-env
     games.register,     # play, arena, render
-    llm.register,       # llm-build, generate, games-to-text
+    llm.register,       # llm-build, models, generate, games-to-text
+    label.register,     # label (preference pairs from people or a judge)
     compare.register,   # compare
+    tune.register,      # tune
 )
 """The one command list: each entry adds its subcommands (and sets ``func`` on them)."""
 

@@ -28,7 +28,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from rlft.core.errors import PluginError
+from rlft.core.datasets import BUILTIN_DATASETS
+from rlft.core.errors import PluginError, RlftError
 
 _NAMED_BY: ContextVar[str | None] = ContextVar("rlft_code_named_by", default=None)
 _TRUSTED: ContextVar[bool] = ContextVar("rlft_trust_code", default=False)
@@ -204,7 +205,7 @@ def call_factory(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, kind
     """Call a plugin factory with keyword arguments, turning its exceptions into a PluginError naming the plugin."""
     try:
         return factory(**kwargs)
-    except PluginError:
+    except RlftError:  # already one paragraph naming the problem (e.g. a dataset wheel that is not installed)
         raise
     except Exception as e:
         raise PluginError(
@@ -212,13 +213,26 @@ def call_factory(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, kind
         ) from e
 
 
+def dataset_names() -> list[str]:
+    """Every dataset a ``data.source`` may name: the built-in ones (:mod:`rlft.core.datasets`) and those installed
+    packages offer in the entry-point group ``rlft.datasets``."""
+    return sorted({*BUILTIN_DATASETS, *entry_point_names("rlft.datasets")})
+
+
+def is_dataset_name(source: str) -> bool:
+    """True when ``source`` names a dataset (built-in or entry point) rather than a file or folder."""
+    return source in BUILTIN_DATASETS or source in entry_point_names("rlft.datasets")
+
+
 def dataset_table(name: str) -> dict[str, list[Any]]:
-    """The table of a dataset an installed package offers in the entry-point group ``rlft.datasets``.
+    """The table of a named dataset: a built-in one (:mod:`rlft.core.datasets`: ``bbc_news``, ``tweets_sentiment``,
+    ``mnist_5k``, ``digits``, ``vader_words``) or one an installed package offers in the entry-point group
+    ``rlft.datasets``.
 
     A dataset plugin is a callable with no arguments returning ``{column: [values]}`` (all columns of one length);
     the stage's data config then picks its columns (``prompt_column`` / ``input_column`` ...) as for a file.
     """
-    factory = resolve(name, kind="dataset", group="rlft.datasets")
+    factory = resolve(name, kind="dataset", builtins=BUILTIN_DATASETS, group="rlft.datasets")
     table = call_factory(factory, {}, kind="dataset", spec=name) if callable(factory) else factory
     if not isinstance(table, Mapping) or not table:
         raise PluginError(f"The dataset plugin '{name}' returned {type(table).__name__}; it must return a non-empty "

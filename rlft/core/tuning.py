@@ -115,7 +115,9 @@ def apply_tuning(
         if lora_info(model) is None:
             trunk = [m for g in groups for m in g]
             leaf_types = (nn.Linear, nn.Conv2d)
-            candidates: list[nn.Module] = [sub for m in trunk for sub in m.modules() if isinstance(sub, leaf_types)]
+            # Grouped (e.g. depthwise) convolutions are left out: a low-rank update does not fit their weight shape.
+            candidates: list[nn.Module] = [sub for m in trunk for sub in m.modules()
+                                           if isinstance(sub, leaf_types) and getattr(sub, "groups", 1) == 1]
             targets = cfg.lora_targets or _names_of(model, candidates)
             inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, targets)
         for name, p in model.named_parameters():

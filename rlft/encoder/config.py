@@ -17,12 +17,14 @@ from rlft.policies.encoders import EncoderSpec
 class DataConfig:
     """Where the labelled examples come from, and how the held-out split is made."""
 
-    source: str = "vader-lexicon"
-    """A built-in dataset (`vader-lexicon`, `digits`), a .csv/.jsonl/.parquet file, or a `datasets` folder."""
+    source: str = "vader_words"
+    """A named dataset (`bbc_news`, `tweets_sentiment`, `mnist_5k`, `digits`, `vader_words`: docs/datasets.md), a
+    .csv/.jsonl/.parquet file, or a `datasets` save_to_disk folder."""
     eval_source: str = ""
     """A separate held-out file or folder; empty: hold out `eval_fraction` of `source` (stratified)."""
     input_column: str = "text"
-    """Column with the input: a string (text encoders) or a list of numbers (CNN/MLP encoders)."""
+    """Column with the input: a string (text encoders) or a list of numbers (CNN/MLP encoders). The default `text`
+    also finds the `image` column of an image dataset that has no `text` column."""
     label_column: str = "label"
     """Column with the label (any values; they are mapped to class indices in sorted order)."""
     eval_fraction: float = param(0.2, gt=0, lt=1)
@@ -102,13 +104,17 @@ class ClassifyConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """The labelled examples and the held-out split."""
     backbone: str = "minilm"
-    """`minilm` (packaged MiniLM-L6), `cnn`, `mlp`, `previous` (an earlier stage's encoder), a folder, or an HF id."""
+    """`minilm` (packaged MiniLM-L6), `efficientnet-lite0` (ImageNet weights), `cnn`, `mlp`, `previous` (an earlier
+    stage's encoder), a folder, or an HF id."""
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     """Shape of a fresh `cnn` / `mlp` backbone (ignored for pretrained backbones)."""
     pooling: str = "mean"
     """Text encoders: `mean` of the token vectors, or `cls` (the first token)."""
     max_length: int = param(64, ge=2)
     """Text encoders: truncate inputs to this many tokens."""
+    image_size: int = param(224, ge=32)
+    """`efficientnet-lite0`: images are resized to this many pixels square (its ImageNet weights saw 224; smaller
+    runs faster on a CPU)."""
     tuning: TuningConfig = field(default_factory=TuningConfig)
     """Which parameters train: `full`, `freeze` (last `trainable_layers` layers + head), or `lora`."""
     epochs: int = param(3, ge=1)
@@ -129,6 +135,8 @@ class ClassifyConfig:
     """Gradient clipping norm."""
     log_every: int = param(10, ge=1)
     """Log the training loss every N steps."""
+    eval_every: int = param(1, ge=1)
+    """Score the held-out split every N epochs (and after the last); evaluation is costly for large models on CPU."""
     checkpoint_every: int = param(200, ge=1)
     """Write a resumable checkpoint every N steps (and at the end); the newest `keep_checkpoints` are kept."""
     seeds: int = param(1, ge=1)

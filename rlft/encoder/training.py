@@ -1,5 +1,5 @@
 """Training one classifier: the supervised loop (seeded shuffles, AdamW with linear decay, held-out evaluation after
-every epoch) with resumable checkpoints of the trainable parameters.
+every `eval_every` epochs) with resumable checkpoints of the trainable parameters.
 """
 
 from __future__ import annotations
@@ -86,12 +86,13 @@ class Trainer:
                                      step=self.step)
                 if self.step % cfg.checkpoint_every == 0 and self.step % self.steps_per_epoch != 0:
                     self.save_checkpoint()
-            scores = evaluate(self.model, self.held_out, self.device)
-            self.history.append({"step": self.step, **scores})
-            if self.metrics is not None:
-                self.metrics.log({f"eval/{k}": v for k, v in scores.items()}, step=self.step)
-            log.log(self.verbosity, "%s: epoch %d/%d, held-out accuracy %.4f, macro-F1 %.4f", self.name, epoch + 1,
-                    cfg.epochs, scores["accuracy"], scores["macro_f1"])
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                scores = evaluate(self.model, self.held_out, self.device)
+                self.history.append({"step": self.step, **scores})
+                if self.metrics is not None:
+                    self.metrics.log({f"eval/{k}": v for k, v in scores.items()}, step=self.step)
+                log.log(self.verbosity, "%s: epoch %d/%d, held-out accuracy %.4f, macro-F1 %.4f", self.name,
+                        epoch + 1, cfg.epochs, scores["accuracy"], scores["macro_f1"])
             self.save_checkpoint()
         return {k: v for k, v in self.history[-1].items() if k != "step"} if self.history else \
             evaluate(self.model, self.held_out, self.device)
@@ -133,7 +134,8 @@ def build_model(cfg: ClassifyConfig, num_labels: int, seed: int, previous: str |
                 backbone: nn.Module | None = None, scratch: bool = False) -> tuple[Classifier, dict[str, int]]:
     """Backbone (loaded, or a copy of ``backbone``) + new head, with the tuning mode applied."""
     encoder = copy.deepcopy(backbone) if backbone is not None else resolve_backbone(
-        cfg.backbone, previous=previous, encoder_spec=cfg.encoder, pooling=cfg.pooling, max_length=cfg.max_length)
+        cfg.backbone, previous=previous, encoder_spec=cfg.encoder, pooling=cfg.pooling, max_length=cfg.max_length,
+        image_size=cfg.image_size)
     torch.manual_seed(seed)
     if scratch:
         for module in encoder.modules():

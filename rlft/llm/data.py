@@ -4,9 +4,15 @@ Every loader returns a :class:`datasets.Dataset` with a ``prompt`` and ``complet
 configured columns; other columns are kept, since reward functions receive them as keyword arguments), checked
 once here rather than deep inside a trainer.
 
-The generated ``addition`` task: prompt ``a+b=`` with a, b in 0..99, completion the decimal sum. Its 10,000
-problems are split once (a fixed permutation) into 9,000 ``train`` and 1,000 ``test`` problems, so held-out
+The generated ``addition`` task: prompt ``a+b=`` with a, b in 0..99, completion the decimal sum (``op: "-"`` gives
+differences, ``"+-"`` a mix; ``prompt_template`` phrases it, e.g. as a question for an instruction model). Its 10,000
+(a, b) pairs are split once (a fixed permutation) into 9,000 ``train`` and 1,000 ``test`` pairs, so held-out
 evaluation never sees a training problem.
+
+Conversational data (TRL's format) is kept as it is: ``prompt`` / ``completion`` holding lists of
+``{"role", "content"}`` messages, or one ``messages`` column, which is split into the conversation up to the last
+assistant turn (``prompt``) and that turn (``completion``). :func:`as_chat` turns plain-text examples into that form
+for a tokenizer with a chat template, so TRL renders them with the model's own template.
 
 Example::
 
@@ -38,23 +44,26 @@ def addition_problems(split: str) -> np.ndarray:
     return np.stack([ids // 100, ids % 100], axis=1)
 
 
-def generate_addition(size: int, split: str, wrong_fraction: float, seed: int) -> dict[str, list[Any]]:
-    """``size`` addition examples; a ``wrong_fraction`` share get a wrong completion (another number in 0..198).
+def generate_addition(size: int, split: str, wrong_fraction: float, seed: int, op: str = "+",
+                      prompt_template: str = "{a}{op}{b}=") -> dict[str, list[Any]]:
+    """``size`` arithmetic examples; a ``wrong_fraction`` share get a wrong completion (another number in range).
 
-    The ``answer`` column always holds the correct sum (for exact-match rewards); ``correct`` says whether the
-    completion is right.
+    The ``answer`` column always holds the correct result (for exact-match rewards); ``correct`` says whether the
+    completion is right. ``op`` is ``+``, ``-`` or ``+-`` (each example draws one).
     """
     rng = np.random.default_rng(seed)
     pairs = addition_problems(split)[rng.integers(0, 1000 if split == "test" else 9000, size)]
     wrong = rng.random(size) < wrong_fraction
+    ops = rng.choice(list(op), size) if len(op) > 1 else [op] * size
     prompts, completions, answers = [], [], []
-    for (a, b), bad in zip(pairs, wrong):
-        total = int(a + b)
+    for (a, b), bad, sign in zip(pairs, wrong, ops):
+        total = int(a + b) if sign == "+" else int(a - b)
+        low = 0 if sign == "+" else -99
         shown = total
         if bad:
-            shown = int(rng.integers(0, 198))
-            shown += shown >= total  # any number in 0..198 except the sum
-        prompts.append(f"{a}+{b}=")
+            shown = int(rng.integers(low, low + 198))
+            shown += shown >= total  # any number of the 199 in range except the result
+        prompts.append(prompt_template.format(a=a, op=sign, b=b))
         completions.append(str(shown))
         answers.append(str(total))
     return {"prompt": prompts, "completion": completions, "answer": answers, "correct": [not w for w in wrong]}
@@ -64,17 +73,76 @@ def load_examples(cfg: LLMDataConfig, seed: int = 0, *, need_completion: bool = 
     """Load ``cfg`` as a ``datasets.Dataset`` with ``prompt`` (and ``completion``) columns; errors name the file."""
     ds = _load_raw(cfg, seed, what)
     if cfg.source in GENERATED_TASKS:
+        pass
+    elif "messages" in ds.column_names and cfg.prompt_column not in ds.column_names:
+        ds = split_messages(ds, cfg.source, what)
+    else:
+        ds = rename_columns(ds, cfg, cfg.source, need_completion=need_completion, what=what)
+    return with_system(ds, cfg.system) if cfg.system else ds
+
+
+def with_system(ds: Any, system: str) -> Any:
+    """Every prompt as a conversation opening with the system message ``system`` (replacing one it has; completions
+    as assistant turns)."""
+
+    def add(row: dict[str, Any]) -> dict[str, Any]:
+        prompt = row["prompt"] if is_conversation(row["prompt"]) else [{"role": "user", "content": str(row["prompt"])}]
+        out: dict[str, Any] = {"prompt": [{"role": "system", "content": system},
+                                          *[m for m in prompt if m.get("role") != "system"]]}
+        if "completion" in row and not is_conversation(row["completion"]):
+            out["completion"] = [{"role": "assistant", "content": str(row["completion"])}]
+        return out
+
+    return ds.map(add)
+
+
+def is_conversation(value: Any) -> bool:
+    """True for TRL's conversational form: a list of ``{"role": ..., "content": ...}`` dicts."""
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
+
+
+def split_messages(ds: Any, source: str, what: str) -> Any:
+    """A ``messages`` dataset as ``prompt`` (the turns before the last assistant turn) + ``completion`` (that turn)."""
+
+    def split(row: dict[str, Any]) -> dict[str, Any]:
+        messages = row["messages"]
+        if not is_conversation(messages) or messages[-1].get("role") != "assistant" or len(messages) < 2:
+            raise DatasetError(f"The {what} '{source}' has a `messages` row that is not a conversation ending with an "
+                               f"assistant turn: {str(messages)[:200]}. Each row needs e.g. [{{role: user, content: "
+                               "...}, {role: assistant, content: ...}].")
+        return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+    return ds.map(split, remove_columns=["messages"])
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer carries a chat template (instruction models do; rlft's tiny models do not)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def as_chat(ds: Any, tokenizer: Any) -> Any:
+    """Plain-text ``prompt`` (and ``completion``) as user (and assistant) messages, when ``tokenizer`` has a chat
+    template; TRL then renders them with the model's own template. Conversational or template-less: unchanged."""
+    if not has_chat_template(tokenizer) or not len(ds) or is_conversation(ds[0]["prompt"]):
         return ds
-    return rename_columns(ds, cfg, cfg.source, need_completion=need_completion, what=what)
+
+    def wrap(row: dict[str, Any]) -> dict[str, Any]:
+        out = {"prompt": [{"role": "user", "content": str(row["prompt"])}]}
+        if "completion" in row:
+            out["completion"] = [{"role": "assistant", "content": str(row["completion"])}]
+        return out
+
+    return ds.map(wrap)
 
 
 def _load_raw(cfg: LLMDataConfig, seed: int, what: str) -> Any:
     import datasets
 
     if cfg.source in GENERATED_TASKS:
-        return datasets.Dataset.from_dict(generate_addition(cfg.size, cfg.split, cfg.wrong_fraction, cfg.seed + seed))
+        return datasets.Dataset.from_dict(generate_addition(cfg.size, cfg.split, cfg.wrong_fraction, cfg.seed + seed,
+                                                            cfg.op, cfg.prompt_template))
     path = Path(cfg.source)
-    if cfg.source in plugins.entry_point_names("rlft.datasets"):
+    if plugins.is_dataset_name(cfg.source):
         table = datasets.Dataset.from_dict(dataset_table(cfg.source))
         return table.select(range(min(cfg.limit, len(table)))) if cfg.limit else table
     if not path.exists():

@@ -21,26 +21,26 @@ from rlft.core.metrics import log
 from rlft.llm.config import LLMEvalConfig
 from rlft.llm.data import load_examples
 from rlft.llm.generation import generate
-from rlft.llm.rewards import combined_reward
+from rlft.llm.rewards import combined_reward, completion_text
 from rlft.pipeline.context import StageContext
 
 
 def evaluate_llm(model: Any, tokenizer: Any, cfg: LLMEvalConfig, rewards: tuple[list[Any], list[float]] | None = None,
                  examples: Any = None) -> dict[str, float]:
-    """``greedy_em``, ``sampled_em`` (and ``reward`` given reward functions) on the held-out prompts."""
+    """``greedy_em``, ``sampled_em`` (unless ``cfg.sampled`` is off) and ``reward`` (given reward functions; of the
+    sampled completions, else the greedy ones) on the held-out prompts."""
 
     ds = examples if examples is not None else load_examples(cfg.data, what="llm_eval.data")
-    prompts = [str(p) for p in ds["prompt"]]
-    refs = [str(c).strip() for c in ds["answer" if "answer" in ds.column_names else "completion"]]
+    prompts = list(ds["prompt"])  # plain text or conversations: generate renders them with the chat template
+    refs = [completion_text(c).strip() for c in ds["answer" if "answer" in ds.column_names else "completion"]]
     greedy = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    sampled = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, sample=True,
-                       temperature=cfg.temperature, batch_size=cfg.batch_size, seed=cfg.seed)
-    figures = {
-        "greedy_em": sum(g.strip() == r for g, r in zip(greedy, refs)) / len(refs),
-        "sampled_em": sum(s.strip() == r for s, r in zip(sampled, refs)) / len(refs),
-        "mean_length": sum(len(s) for s in sampled) / len(sampled),
-        "prompts": len(prompts),
-    }
+    figures = {"greedy_em": sum(g.strip() == r for g, r in zip(greedy, refs)) / len(refs)}
+    sampled = greedy
+    if cfg.sampled:
+        sampled = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, sample=True,
+                           temperature=cfg.temperature, batch_size=cfg.batch_size, seed=cfg.seed)
+        figures["sampled_em"] = sum(s.strip() == r for s, r in zip(sampled, refs)) / len(refs)
+    figures.update({"mean_length": sum(len(s) for s in sampled) / len(sampled), "prompts": len(prompts)})
     if rewards is not None:
         columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}
         scores = combined_reward(rewards[0], rewards[1], prompts, sampled, **columns)

@@ -1,5 +1,9 @@
 """Generation: complete a batch of prompts with a causal LM, greedily or by sampling with a fixed seed.
 
+A prompt is plain text or a conversation (TRL's list of ``{"role", "content"}`` messages). When the tokenizer has a
+chat template, both are rendered with it (a plain-text prompt as the user's message, then the assistant's turn is
+opened), so an instruction model is asked the way it was trained; the completion is the assistant's reply.
+
 Example::
 
     generate(model, tokenizer, ["12+34="], max_new_tokens=4)  # ["46"]
@@ -7,18 +11,26 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    pass
+
+def render_prompt(tokenizer: Any, prompt: Any) -> str:
+    """The text the model continues: ``prompt`` through the tokenizer's chat template when it has one."""
+    if not getattr(tokenizer, "chat_template", None):
+        if isinstance(prompt, list):
+            return "".join(str(m.get("content", "")) for m in prompt)
+        return str(prompt)
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 
 @torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int = 16, sample: bool = False,
+def generate(model: Any, tokenizer: Any, prompts: list[Any], *, max_new_tokens: int = 16, sample: bool = False,
              temperature: float = 1.0, batch_size: int = 64, seed: int | None = None) -> list[str]:
     """Complete ``prompts`` (greedy, or sampled at ``temperature``); returns the decoded new text only."""
+    prompts = [render_prompt(tokenizer, p) for p in prompts]
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

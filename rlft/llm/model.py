@@ -105,14 +105,32 @@ def _not_found(name: str, what: str, e: Exception) -> str:
             "cached locally (the machine may be offline: HF_HUB_OFFLINE=1).")
 
 
-def peft_config(tuning: TuningConfig) -> Any:
+def peft_config(tuning: TuningConfig, task_type: str = "CAUSAL_LM") -> Any:
     """PEFT ``LoraConfig`` for ``tuning.mode == 'lora'`` (None otherwise), built from the shared TuningConfig."""
     if tuning.mode != "lora":
         return None
     from peft import LoraConfig
 
     return LoraConfig(r=tuning.lora_r, lora_alpha=tuning.lora_alpha, lora_dropout=tuning.lora_dropout,  # type: ignore[arg-type]
-                      target_modules=list(tuning.lora_targets) or "all-linear", task_type="CAUSAL_LM")
+                      target_modules=list(tuning.lora_targets) or "all-linear", task_type=task_type)
+
+
+def check_lora_targets(model: Any, tuning: TuningConfig, stage: str) -> None:
+    """LoRA needs modules to adapt: each of ``tuning.lora_targets`` must name one (else every linear layer of the
+    trunk is adapted, and there must be one). A ConfigError naming the model's linear layers otherwise."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | Conv1D) and n]
+    heads = {n for n, m in model.named_modules() if m is model.get_output_embeddings() or n.endswith("score")}
+    trunk = [n for n in linear if n not in heads]
+    short = sorted({n.rsplit(".", 1)[-1] for n in trunk})
+    missing = [t for t in tuning.lora_targets if not any(n == t or n.endswith(f".{t}") for n in linear)]
+    if missing or not trunk:
+        what = f"no module named {missing}" if missing else "no linear layer in its trunk"
+        fix = f"Its linear layers are: {', '.join(short)}. Set" if short else "Use tuning.mode full or freeze, or set"
+        raise ConfigError(f"{stage}.tuning.mode=lora: the model has {what}, so LoRA has nothing to train. {fix} "
+                          f"{stage}.tuning.lora_targets to modules it has (empty: every linear layer).")
 
 
 def freeze_early_layers(model: Any, tuning: TuningConfig) -> dict[str, int]:

@@ -53,7 +53,7 @@ def exact_match(prompts: list[Any], completions: list[Any], column: str = "", **
                           f"dataset (columns passed: {sorted(k for k in columns if k not in _TRL_KWARGS)}). "
                           "Set kwargs: {column: <name>} on the reward.")
     refs = columns[name]
-    return [float(completion_text(c).strip() == str(r).strip()) for c, r in zip(completions, refs)]
+    return [float(completion_text(c).strip() == completion_text(r).strip()) for c, r in zip(completions, refs)]
 
 
 def regex_match(prompts: list[Any], completions: list[Any], pattern: str = r".+", full: bool = True,
@@ -136,16 +136,18 @@ def reward_function(spec: RewardSpec) -> Any:
     return plugins.resolve(spec.fn, kind="reward function", builtins=BUILTIN_REWARDS, group="rlft.rewards")
 
 
-def load_reward_model(path: str) -> tuple[Any, Any]:
-    """A sequence-classification reward model and its tokenizer (right padding, as TRL expects)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_reward_model(path: str, what: str = "rl.rewards[].model") -> tuple[Any, Any]:
+    """A sequence-classification reward model and its tokenizer (right padding, as TRL expects).
 
+    A causal LM folder loads too: its trunk with a new, randomly initialised one-output head (``reward_model``).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as e:
-        raise PluginError(_not_found(path, "rl.rewards[].model", e).replace("causal LM", "reward model")) from e
+        raise PluginError(_not_found(path, what, e).replace("causal LM", "reward model")) from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.config.pad_token_id = tok.pad_token_id

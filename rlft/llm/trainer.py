@@ -27,6 +27,7 @@ from rlft.core.errors import CheckpointError
 from rlft.core.metrics import log
 from rlft.core.rundir import load_safetensors, read_json
 from rlft.core.runtime import set_threads
+from rlft.llm.catalog import resolve_model
 from rlft.llm.config import LLMDataConfig
 from rlft.llm.model import load_model, load_tokenizer, save_model
 from rlft.pipeline.artifacts import Outputs
@@ -35,8 +36,9 @@ from rlft.pipeline.results import Headline, StageResult
 
 
 def starting_point(ctx: StageContext[Any]) -> str:
-    """The folder or hub id this stage's model starts from."""
-    return str(ctx.artifacts.model or ctx.model.name)
+    """The folder or hub id this stage's model starts from (a named model, e.g. `smollm2-135m-instruct`: its
+    converted folder in the user's cache, built on first use; see :mod:`rlft.llm.catalog`)."""
+    return str(ctx.artifacts.model or resolve_model(ctx.model.name))
 
 
 def load_start(ctx: StageContext[Any]) -> tuple[Any, Any, str]:

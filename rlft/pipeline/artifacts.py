@@ -43,6 +43,8 @@ class Outputs:
     """An encoder folder; ``classify`` with ``backbone: previous`` starts from it."""
     classifier: str | None = None
     """A trained classifier folder."""
+    reward_model: str | None = None
+    """A reward model folder (sequence classifier); a later `rl` stage names it by stage: `{model: <stage>}`."""
     text: TextData | None = None
     """Text data sources for later stages."""
 
@@ -73,6 +75,8 @@ class Artifacts:
     model: str | None = None
     encoder: str | None = None
     classifier: str | None = None
+    reward_models: dict[str, str] = field(default_factory=dict)
+    """Reward model folders by the name of the stage that trained them."""
     text: TextData | None = None
     final: str | None = None
 
@@ -84,6 +88,8 @@ class Artifacts:
                 setattr(self, name, value)
         if out.agent is not None:
             self.agents[stage] = out.agent
+        if out.reward_model is not None:
+            self.reward_models[stage] = out.reward_model
         if out.final is not None:
             self.final = out.final
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import RunDirError
-from rlft.pipeline.results import StageResult
+from rlft.pipeline.results import StageResult, run_headline
 
 COLUMNS = ("run", "kind", "metric", "value", "trainable", "total", "trainable %", "wall s", "peak MiB")
 _DECIMALS = {"value": 4, "trainable %": 2, "wall s": 1, "peak MiB": 0}
@@ -55,17 +55,33 @@ def _param_counts(metrics: dict[str, Any]) -> tuple[int | None, int | None]:
     return found.get("trainable_params"), found.get("total_params")
 
 
-def summarize_run(path: str | Path) -> dict[str, Any]:
-    """One table row for a run folder."""
+def summarize_run(path: str | Path, stage: str | None = None, metric_key: str | None = None) -> dict[str, Any]:
+    """One table row for a run folder: its headline, or ``metric_key`` of its last (or of ``stage``'s) result."""
     path = Path(path)
     results = read_results(path)
-    with_headline = [(name, r) for name, r in results.items() if r.headline is not None]
     metric, value, kind = "-", None, "-"
-    if with_headline:
-        name, last = with_headline[-1]
-        assert last.headline is not None
-        metric, value = f"{name} {last.headline.name}", last.headline.value
-        kind = _KIND_NAMES.get(last.family, last.family or "-")
+    if stage is None and not metric_key:  # the run's headline: that of its last stage that has one
+        found = run_headline(results)
+        if found is not None:
+            name, headline = found
+            metric, value = f"{name} {headline.name}", headline.value
+            kind = _KIND_NAMES.get(results[name].family, results[name].family or "-")
+    else:
+        if stage is not None:  # the row of one stage: figures up to and including it
+            names = list(results)
+            results = {n: results[n] for n in names[:names.index(stage) + 1]}
+        picked = [(n, r) for n, r in results.items()
+                  if (metric_key in r.metrics if metric_key else r.headline is not None)]
+        if stage is not None:
+            picked = [(n, r) for n, r in picked if n == stage]
+        if picked:
+            name, last = picked[-1]
+            if metric_key:
+                metric, value = f"{name} {metric_key}", last.metrics[metric_key]
+            else:
+                assert last.headline is not None
+                metric, value = f"{name} {last.headline.name}", last.headline.value
+            kind = _KIND_NAMES.get(last.family, last.family or "-")
     trainable = total = None
     peak: float | None = None
     wall = 0.0
@@ -77,16 +93,30 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
             peak = max(peak or 0.0, float(result.metrics["peak_memory_mb"]))
         wall += result.seconds
     share = 100.0 * trainable / total if isinstance(trainable, int) and total else None
-    return {"run": path.name, "kind": kind, "metric": metric, "value": value,
+    return {"run": f"{path.name}:{stage}" if stage else path.name, "kind": kind, "metric": metric, "value": value,
             "trainable": trainable, "total": total, "trainable %": share,
             "wall s": round(wall, 1) if wall else None, "peak MiB": peak}
 
 
-def compare_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Rows for every run folder, in the order given."""
+def compare_runs(paths: list[str | Path], stages: list[str] | None = None, metric: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """Rows for every run folder, in the order given; with ``stages``, one row per listed stage a run has (each
+    stage once: a stage two runs share, like their common SFT, comes from the first run that has it)."""
     if not paths:
         raise RunDirError("Give at least one run folder to compare.")
-    return [summarize_run(p) for p in paths]
+    if not stages:
+        return [summarize_run(p, metric_key=metric) for p in paths]
+    rows, done = [], set()
+    for stage in stages:
+        for p in paths:
+            if stage in read_results(p) and stage not in done:
+                rows.append(summarize_run(p, stage, metric))
+                done.add(stage)
+    missing = [s for s in stages if s not in done]
+    if missing:
+        raise RunDirError(f"No run folder given has the stage(s) {missing}; the stages they have: "
+                          f"{sorted({n for p in paths for n in read_results(p)})}.")
+    return rows
 
 
 def _cell(value: Any, column: str = "value") -> str:

@@ -139,6 +139,10 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: 
             raise ConfigError(f"Stage '{name}' (from {origins.of(name)}): {e}") from e
         cfg.sections[name] = build(stage.config_class(), raw, name, origins)
         cfg.kinds[name] = kind
+    for i, name in enumerate(names):  # checks across stages (e.g. a reward model named by stage), before any runs
+        check = getattr(cfg.sections[name], "check_pipeline", None)
+        if callable(check):
+            check(name, names[:i], cfg.kinds)
     return cfg
 
 

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -49,6 +50,14 @@ class StageContext(Generic[C]):
     resume: bool = False
     progress: bool = False
     keep_checkpoints: int = 2
+    on_eval: Callable[[str, int, float, bool], None] | None = None
+    """Receives ``(stage name, step, value, higher_is_better)`` from :meth:`report` (hyper-parameter search sets it:
+    its pruner may stop the run by raising from here)."""
+
+    def report(self, step: int, value: float, higher_is_better: bool = True) -> None:
+        """Report the headline value of a periodic evaluation at ``step`` (a search may stop the run here)."""
+        if self.on_eval is not None:
+            self.on_eval(self.name, step, value, higher_is_better)
 
     def metrics(self, sub: str | None = None) -> MetricLogger:
         """The stage's TensorBoard logger (``DIR/tb/<name>[/<sub>]``)."""

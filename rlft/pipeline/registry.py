@@ -71,6 +71,12 @@ BUILTIN_STAGES: dict[str, Stage] = {
                     "supervised fine-tuning on demonstrations (TRL SFTTrainer)"),
     "rl": _builtin("rlft.llm.config:RLConfig", "rlft.llm.stages.rl:run",
                    "reward-driven fine-tuning with reward plugins (TRL GRPO / RLOO)"),
+    "label": _builtin("rlft.llm.config:LabelConfig", "rlft.llm.stages.label:run",
+                      "AI feedback: two sampled completions per prompt ordered by a judge -> preference pairs"),
+    "reward_model": _builtin("rlft.llm.config:RewardModelConfig", "rlft.llm.stages.reward_model:run",
+                             "a reward model fitted to preference pairs (TRL RewardTrainer)"),
+    "dpo": _builtin("rlft.llm.config:DPOConfig", "rlft.llm.stages.dpo:run",
+                    "direct preference optimisation on preference pairs (TRL DPOTrainer)"),
     "llm_eval": _builtin("rlft.llm.config:LLMEvalConfig", "rlft.llm.stages.llm_eval:run",
                          "held-out exact match (greedy, sampled) and reward of the current LLM"),
     # encoders (rlft.encoder)

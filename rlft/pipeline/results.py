@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +71,9 @@ class StageResult:
                    headline=Headline.from_json(data.get("headline")), details=dict(data.get("details") or {}),
                    seconds=float(data.get("seconds") or 0.0), kind=str(data.get("kind") or ""),
                    family=str(data.get("family") or ""))
+
+
+def run_headline(results: Mapping[str, StageResult]) -> tuple[str, Headline] | None:
+    """A run's headline: that of its last stage that has one, with the stage's name (None: no stage has one)."""
+    found = [(name, r.headline) for name, r in results.items() if r.headline is not None]
+    return found[-1] if found else None

@@ -39,8 +39,13 @@ def run_pipeline(
     resume: bool = False,
     progress: bool = False,
     on_stage_end: Callable[[str, StageResult], None] | None = None,
+    on_eval: Callable[[str, int, float, bool], None] | None = None,
 ) -> dict[str, StageResult]:
-    """Run ``cfg.stages`` into ``run_dir``; returns ``{stage name: result}``. ``final/`` gets the last agent/model."""
+    """Run ``cfg.stages`` into ``run_dir``; returns ``{stage name: result}``. ``final/`` gets the last agent/model.
+
+    ``on_eval(stage, step, value, higher_is_better)`` receives what stages report from their periodic evaluations
+    (:meth:`StageContext.report`); ``rlft tune`` prunes trials with it.
+    """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.create(
         run_dir, resume=resume, config=None if resume else pipeline_yaml(cfg))
     if not resume:
@@ -51,11 +56,12 @@ def run_pipeline(
     # The config is the caller's own -- unless it was read from a file that names code (`rlft train --resume` reads the
     # run's saved config.yaml): then its code specs need --trust-code, the env's too.
     with plugins.user_given(*([cfg.env.id] if plugins.code_source() is None else [])):
-        return _run_stages(cfg, run, device, resume, progress, on_stage_end)
+        return _run_stages(cfg, run, device, resume, progress, on_stage_end, on_eval)
 
 
 def _run_stages(cfg: PipelineConfig, run: RunDir, device: str, resume: bool, progress: bool,
-                on_stage_end: Callable[[str, StageResult], None] | None) -> dict[str, StageResult]:
+                on_stage_end: Callable[[str, StageResult], None] | None,
+                on_eval: Callable[[str, int, float, bool], None] | None = None) -> dict[str, StageResult]:
     artifacts = Artifacts()
     results: dict[str, StageResult] = {}
     for index, name in enumerate(cfg.stages):
@@ -72,7 +78,7 @@ def _run_stages(cfg: PipelineConfig, run: RunDir, device: str, resume: bool, pro
         ctx: StageContext[object] = StageContext(
             name=name, kind=cfg.kinds[name], config=cfg.sections[name], run=run, seed=seed, device=device,
             env=cfg.env, model=cfg.model, artifacts=artifacts, resume=resume, progress=progress,
-            keep_checkpoints=cfg.keep_checkpoints)
+            keep_checkpoints=cfg.keep_checkpoints, on_eval=on_eval)
         log.info("%s: starting", name)
         start = time.time()
         result = stage.run_function()(ctx)

@@ -116,7 +116,14 @@ class FinetuneConfig:
     n_envs: int = param(8, ge=1)
     """Parallel env copies."""
     subprocess: bool = False
-    """Run the env copies in subprocesses (SubprocVecEnv) instead of in-process."""
+    """Run the env copies in subprocesses (SubprocVecEnv) instead of in-process (the same as `vec_env: subprocess`)."""
+    vec_env: Literal["inprocess", "subprocess", "ray"] = "inprocess"
+    """Where the env copies step: `inprocess` (DummyVecEnv), `subprocess` (SubprocVecEnv) or `ray` (Ray actors, on
+    this machine or a Ray cluster; needs rlft[ray])."""
+    ray_actors: int = param(0, ge=0)
+    """`vec_env: ray`: actors the env copies are split over (0: one actor per copy)."""
+    ray_address: str | None = None
+    """`vec_env: ray`: the Ray cluster to join (None: Ray's RAY_ADDRESS variable, else a local Ray)."""
     n_steps: int = param(32, ge=1)
     """Steps per env per rollout."""
     batch_size: int = param(256, ge=1)
@@ -163,6 +170,10 @@ class FinetuneConfig:
     """Allow a full SB3 .zip load for `start_from` (unpickles: can execute code from the file)."""
     self_play: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     """Two-player games: fixed opponents, snapshot pool and evaluation opponents (see rlft.policy.games)."""
+
+    def validate(self) -> None:
+        if self.subprocess and self.vec_env == "ray":
+            raise ValueError("`subprocess: true` and `vec_env: ray` contradict each other: keep one (vec_env).")
 
 
 @dataclass

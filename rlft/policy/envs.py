@@ -91,10 +91,25 @@ def make_vec_env(
     env_kwargs: dict[str, Any] | None = None,
     subprocess: bool = False,
     adapter: SingleAgentAdapter | None = None,
+    vec_env: str | None = None,
+    ray_actors: int = 0,
+    ray_address: str | None = None,
 ) -> Any:
-    """An SB3 ``VecEnv`` of ``n_envs`` monitored copies (``SubprocVecEnv`` when ``subprocess``), seeded."""
+    """An SB3 ``VecEnv`` of ``n_envs`` monitored copies, seeded.
+
+    ``vec_env``: ``inprocess`` (``DummyVecEnv``), ``subprocess`` (``SubprocVecEnv``; also ``subprocess=True``) or
+    ``ray`` (:class:`rlft.policy.ray_env.RayVecEnv`: the copies in ``ray_actors`` Ray actors, at ``ray_address``).
+    """
     fns = [functools.partial(_make_monitored, spec, dict(env_kwargs or {}), adapter) for _ in range(n_envs)]
-    vec = SubprocVecEnv(fns) if subprocess and n_envs > 1 else DummyVecEnv(fns)  # type: ignore[arg-type]
+    kind = "subprocess" if subprocess and vec_env in (None, "inprocess") else vec_env or "inprocess"
+    if kind == "ray":
+        from rlft.policy.ray_env import RayVecEnv
+
+        vec: Any = RayVecEnv(fns, actors=ray_actors, address=ray_address)  # type: ignore[arg-type]
+    elif kind == "subprocess" and n_envs > 1:
+        vec = SubprocVecEnv(fns)  # type: ignore[arg-type]
+    else:
+        vec = DummyVecEnv(fns)  # type: ignore[arg-type]
     vec.seed(seed)
     return vec
 

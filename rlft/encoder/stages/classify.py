@@ -41,7 +41,7 @@ def run(ctx: StageContext[ClassifyConfig]) -> StageResult:
     meter = ResourceMeter(ctx.device)
     previous = ctx.artifacts.encoder
     base = resolve_backbone(cfg.backbone, previous=previous, encoder_spec=cfg.encoder, pooling=cfg.pooling,
-                            max_length=cfg.max_length)
+                            max_length=cfg.max_length, image_size=cfg.image_size)
     variants = [(kind, i) for i in range(cfg.seeds) for kind in (["pretrained", "scratch"] if cfg.scratch_baseline
                                                                    else ["pretrained"])]
     results: dict[str, list[dict[str, float]]] = {"pretrained": [], "scratch": []}

@@ -36,6 +36,7 @@ from rlft.pipeline.results import Headline, StageResult
 def run(ctx: StageContext[MLMConfig]) -> StageResult:
     """Masked-language-model training; writes an HF encoder folder to ``DIR/stages/<stage>``."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     cfg = ctx.config
     meter = ResourceMeter(ctx.device)
@@ -45,7 +46,12 @@ def run(ctx: StageContext[MLMConfig]) -> StageResult:
     path = str(packaged_minilm()) if cfg.backbone.lower() in MINILM_ALIASES else cfg.backbone
     if not Path(path).exists() and path.startswith(("/", ".")):
         raise ConfigError(f"{ctx.name}.backbone '{cfg.backbone}' does not exist.")
-    model = AutoModelForMaskedLM.from_pretrained(path).to(ctx.device)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report lists the MLM head a sentence encoder lacks: expected here
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(path).to(ctx.device)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(path)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     step = resume(ctx.checkpointer(), model, optimizer) if ctx.resume else 0
@@ -64,15 +70,15 @@ def run(ctx: StageContext[MLMConfig]) -> StageResult:
             ids, labels = mask_tokens(batch["input_ids"], special, tokenizer.mask_token_id, len(tokenizer),
                                       cfg.mask_prob, generator)
             model.train()
-            out = model(input_ids=ids.to(ctx.device), attention_mask=batch["attention_mask"].to(ctx.device),
-                        labels=labels.to(ctx.device))
+            loss = masked_lm_loss(model, ids.to(ctx.device), batch["attention_mask"].to(ctx.device),
+                                  labels.to(ctx.device))
             set_lr(optimizer, step, cfg.steps)
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
-            loss_value = out.loss.item()
+            loss_value = loss.item()
             if step % 10 == 0 or step == cfg.steps:
                 metrics.log({"mlm/loss": loss_value}, step=step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -85,3 +91,18 @@ def run(ctx: StageContext[MLMConfig]) -> StageResult:
     return StageResult(outputs=Outputs(encoder=str(out_dir)),
                        metrics={"loss": loss_value, "steps": step, "texts": len(texts), **meter.read()},
                        headline=Headline("mlm_loss", loss_value, higher_is_better=False))
+
+
+def masked_lm_loss(model: nn.Module, ids: torch.Tensor, attention_mask: torch.Tensor,
+                   labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy at the chosen positions (``labels != -100``), as ``model(..., labels=labels).loss``.
+
+    For BERT-style (``cls``) and RoBERTa-style (``lm_head``) models the vocabulary projection runs only at the
+    chosen ~15% of the positions, not at every token: on a CPU that is about half of a step's time saved.
+    """
+    head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
+    if head is None:
+        return model(input_ids=ids, attention_mask=attention_mask, labels=labels).loss  # type: ignore[no-any-return]
+    hidden = model.base_model(input_ids=ids, attention_mask=attention_mask).last_hidden_state  # type: ignore[operator]
+    chosen = labels != -100
+    return nn.functional.cross_entropy(head(hidden[chosen]), labels[chosen])

@@ -6,6 +6,12 @@ group (GRPO: group-normalised advantage; RLOO: leave-one-out baseline), with an 
 toward the starting model. TRL logs ``train/reward``, ``train/rewards/<fn>/mean``, ``train/kl`` and
 ``train/completions/mean_length`` to ``DIR/tb/rl``.
 
+RLHF: a reward term ``{model: <stage>}`` is the reward model a ``reward_model`` stage of the pipeline trained. To see
+over-optimisation (the learned reward rising while the true score falls), ``true_score.rewards`` names reward
+functions the stage never optimises; every ``true_score.every`` steps the model samples the held-out prompts and
+``true/reward``, ``true/sampled_em``, ``true/greedy_em`` are logged beside ``train/rewards/<stage>/mean`` and
+``train/kl`` (``beta > 0``).
+
 Use it when only a score is known. When the target completion is known, ``sft`` optimises the same objective with an
 exact, cheaper gradient (docs/llm.md).
 
@@ -16,15 +22,18 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from datasets import Dataset, concatenate_datasets
+from transformers import TrainerCallback
 
 from rlft.core.errors import ConfigError
 from rlft.core.metrics import log
 from rlft.llm import evaluate
-from rlft.llm.config import RLConfig
-from rlft.llm.data import load_examples
+from rlft.llm.config import RewardSpec, RLConfig
+from rlft.llm.data import as_chat, load_examples
+from rlft.llm.evaluate import evaluate_llm
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.rewards import build_rewards, reward_function
 from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
@@ -72,20 +81,56 @@ def with_played_positions(ctx: StageContext[RLConfig], data: Any, model: Any, to
     return concatenate_datasets([data.select_columns(["prompt"]), played]).shuffle(seed=ctx.seed)
 
 
+class TrueScore(TrainerCallback):
+    """Logs the held-out true score (``true/*``) every ``true_score.every`` steps and at the end."""
+
+    def __init__(self, ctx: StageContext[RLConfig], tokenizer: Any) -> None:
+        self.ctx = ctx
+        self.tokenizer = tokenizer
+        funcs, weights, _ = build_rewards(ctx.config.true_score.rewards)
+        self.rewards = (funcs, weights)
+        eval_cfg = ctx.config.eval
+        self.eval = dataclasses.replace(eval_cfg, data=stage_data(ctx, eval_cfg.data))
+
+    def score(self, model: Any, step: int) -> None:
+        figures = evaluate_llm(model, self.tokenizer, self.eval, self.rewards)
+        with self.ctx.metrics() as m:
+            m.log({f"true/{k}": figures[k] for k in ("reward", "sampled_em", "greedy_em")}, step=step)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+        if state.global_step == 0:
+            self.score(model, 0)
+        return control
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+        if state.global_step % self.ctx.config.true_score.every == 0 or state.global_step == state.max_steps:
+            self.score(model, int(state.global_step))
+        return control
+
+
+def reward_specs(ctx: StageContext[RLConfig]) -> list[RewardSpec]:
+    """The reward terms, with a reward model named by stage (``{model: reward_model}``) replaced by its folder."""
+    trained = ctx.artifacts.reward_models
+    return [dataclasses.replace(s, model=trained[s.model]) if s.model in trained else s for s in ctx.config.rewards]
+
+
 def run(ctx: StageContext[RLConfig]) -> StageResult:
     """Reward-driven fine-tuning of the current model; held-out EM and reward before and after."""
     cfg = ctx.config
     data = load_examples(stage_data(ctx, cfg.data), ctx.seed, need_completion=False, what=f"{ctx.name}.data")
-    funcs, weights, reward_tokenizers = build_rewards(cfg.rewards)
+    funcs, weights, reward_tokenizers = build_rewards(reward_specs(ctx))
     model, tokenizer, _ = load_start(ctx)
     if cfg.play_games:
         data = with_played_positions(ctx, data, model, tokenizer)
-    scored = ([f for f in funcs if callable(f) and not hasattr(f, "forward")],
-              [w for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")])
+    data = as_chat(data, tokenizer)  # prompts as user messages in the model's chat template (when it has one)
+    functions = [(f, w) for f, w in zip(funcs, weights) if callable(f) and not hasattr(f, "forward")]
+    scored = ([f for f, _ in functions], [w for _, w in functions]) if functions else None  # models: in training only
     before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0, scored)
     if cfg.tuning.mode == "freeze":
         freeze_early_layers(model, cfg.tuning)
     trainer = build_trainer(ctx, model, tokenizer, data, funcs, weights, reward_tokenizers)
+    if cfg.true_score.rewards:
+        trainer.add_callback(TrueScore(ctx, tokenizer))
     counts = count_parameters(trainer.model)
     result = train(trainer, ctx)
     after = evaluate.report(ctx, cfg.eval, trainer.model, tokenizer, "after", int(trainer.state.global_step), scored)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from rlft.llm import evaluate
 from rlft.llm.config import SFTConfig
-from rlft.llm.data import load_examples
+from rlft.llm.data import as_chat, load_examples
 from rlft.llm.model import count_parameters, freeze_early_layers, peft_config
 from rlft.llm.trainer import callbacks, finish, load_start, stage_data, train, trainer_kwargs
 from rlft.pipeline.context import StageContext
@@ -29,6 +29,7 @@ def run(ctx: StageContext[SFTConfig]) -> StageResult:
     data = load_examples(stage_data(ctx, cfg.data), ctx.seed, what=f"{ctx.name}.data")
     data = data.select_columns(["prompt", "completion"])
     model, tokenizer, _ = load_start(ctx)
+    data = as_chat(data, tokenizer)  # an instruction model's own chat template renders the demonstrations
     before = evaluate.report(ctx, cfg.eval, model, tokenizer, "before", 0)
     if cfg.tuning.mode == "freeze":
         freeze_early_layers(model, cfg.tuning)

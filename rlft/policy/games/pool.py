@@ -107,7 +107,11 @@ def policy_from_payload(payload: dict[str, Any], observation_space: gym.Space[An
     """Rebuild a frozen :class:`~rlft.policy.agents.PolicyAgent` from :func:`snapshot_payload` (on CPU)."""
 
 
-    policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space, masked=payload["masked"])
+    # The fresh network's random init is overwritten at once; building it under fork_rng leaves the caller's torch RNG
+    # untouched, so in-process envs (which share it with the learner) train exactly as subprocess / Ray envs do.
+    with torch.random.fork_rng(devices=[]):
+        policy = build_policy(PolicySpec(**payload["spec"]), observation_space, action_space,
+                              masked=payload["masked"])
     policy.load_state_dict({k: torch.as_tensor(v) for k, v in payload["state"].items()})
     for p in policy.parameters():
         p.requires_grad_(False)
@@ -152,7 +156,7 @@ def save_pool(folder: Path, venv: Any, last_snapshot: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"last_snapshot": int(last_snapshot), "snapshots": [],
                             "results": [s["results"] for s in states]}
-    for i, payload in enumerate(states[0]["snapshots"] if states else []):  # every env holds the same snapshots
+    for i, payload in enumerate(states[0]["snapshots"]):  # every env holds the same snapshots
         name = f"snapshot-{i}.safetensors"
         save_file({k: np.ascontiguousarray(v) for k, v in payload["state"].items()}, str(folder / name))
         meta["snapshots"].append({"key": payload["key"], "spec": payload["spec"], "masked": payload["masked"],

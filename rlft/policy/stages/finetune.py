@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ class FinetuneRunner:
     """What differs on this kind of env (None: chosen from ``env_spec``, see :mod:`rlft.policy.hooks`)."""
     name: str = "finetune"
     """The stage's name (in checkpoint metadata)."""
+    report: Callable[[int, float], None] | None = None
+    """Receives (step, headline value) after each evaluation (``ctx.report``: a hyper-parameter search prunes here)."""
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     resumed_at: int = -1
     model: Any = None
@@ -105,8 +108,9 @@ class FinetuneRunner:
         if self.hooks is None:
             self.hooks = env_hooks(self.env_spec, self.env_kwargs, check=False)
         venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
-                            subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed))
-        venv = self.hooks.vectorised(venv)  # games: network opponents' replies batched across the envs
+                            subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed),
+                            vec_env=cfg.vec_env, ray_actors=cfg.ray_actors, ray_address=cfg.ray_address)
+        venv = self.hooks.vectorised(venv)  # games: network opponents' replies batched across in-process envs
         self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
             venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO
@@ -155,6 +159,10 @@ class FinetuneRunner:
         if self.metrics is not None:
             self.metrics.log(scalars, step=step)
         log.debug("%s: step %d %s", self.name, step, scalars)
+        # The evaluation before the first update is left out: it judges the starting policy, the same in every trial
+        # of a search (and Optuna's median pruner keeps a trial's best value so far, so it would mask later ones).
+        if self.report is not None and headline is not None and step > 0:
+            self.report(step, float(headline))
 
     def maybe_checkpoint(self, force: bool = False) -> None:
         step = int(self.model.num_timesteps)
@@ -217,7 +225,7 @@ def run(ctx: StageContext[FinetuneConfig]) -> StageResult:
         runner = FinetuneRunner(cfg=cfg, env_spec=env_spec, env_kwargs=env_kwargs, seed=ctx.seed, device=ctx.device,
                                 checkpoints=ctx.checkpointer(), tb_dir=ctx.run.tb_dir(ctx.name),
                                 evaluator=hooks.evaluator(cfg, seed=10_000 + ctx.seed, name=ctx.name), metrics=metrics,
-                                progress=ctx.progress, hooks=hooks, name=ctx.name)
+                                progress=ctx.progress, hooks=hooks, name=ctx.name, report=ctx.report)
         runner.build(init_policy, spec)
         latest = ctx.checkpointer().newest_readable(read_checkpoint) if ctx.resume else None
         if latest is not None:

@@ -1,0 +1,1 @@
+"""Hyper-parameter search over pipeline configs (Optuna): ``rlft tune``."""
