@@ -96,8 +96,14 @@ def tutorial_model(ft: FinetuneConfig, spec: PolicySpec, seed: int) -> Any:
                        policy_kwargs=policy_kwargs(spec), verbose=0, device="cpu")
 
 
-def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None) -> FinetuneRunner:
+def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None, batched: bool = True
+                ) -> FinetuneRunner:
+    from rlft.policy.hooks import env_hooks
+
     runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu")
+    runner.hooks = env_hooks("connect_four", {}, check=False)
+    if not batched:  # the envs as they were before batching: every reply a forward pass of its own
+        runner.hooks.vectorised = lambda venv: venv  # type: ignore[method-assign]
     runner.build(init, spec)
     return runner
 
@@ -105,18 +111,22 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
 def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
     """Env steps/s of learn() (no evaluation), interleaved repeats so machine load hits both alike."""
     ft, spec = finetune_config(eval_every=0)
-    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": [], "rlft moves": []}
+    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": [], "rlft moves": [],
+                                     "rlft self-play, unbatched": []}
     for r in range(repeats):
         model = tutorial_model(ft, spec, seed + r)
         start = time.perf_counter()
         model.learn(steps)
         rates["tutorial MaskablePPO"].append(model.num_timesteps / (time.perf_counter() - start))
-        runner = rlft_runner(ft, spec, seed + r)
-        start = time.perf_counter()
-        runner.model.learn(steps, callback=_snapshot_callbacks(runner))
-        seconds = time.perf_counter() - start
-        rates["rlft self-play"].append(runner.model.num_timesteps / seconds)
-        rates["rlft moves"].append(sum(runner.model.get_env().get_attr("moves")) / seconds)
+        for batched in (True, False):  # network opponents' replies batched across envs (the default), or not
+            runner = rlft_runner(ft, spec, seed + r, batched=batched)
+            start = time.perf_counter()
+            runner.model.learn(steps, callback=_snapshot_callbacks(runner))
+            seconds = time.perf_counter() - start
+            rates["rlft self-play" if batched else "rlft self-play, unbatched"].append(
+                runner.model.num_timesteps / seconds)
+            if batched:
+                rates["rlft moves"].append(sum(runner.model.get_env().get_attr("moves")) / seconds)
     return rates
 
 
@@ -156,7 +166,7 @@ def steps_to_target(init: str, bc_dir: str | None, target: float, budget: int, e
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="a finished `rlft train configs/connect_four.yaml` run folder")
+    parser.add_argument("--run", help="a finished `rlft train configs/connect_four.yaml` run folder (for (b))")
     parser.add_argument("--target", type=float, default=0.6, help="win rate against alphabeta:2 to reach")
     parser.add_argument("--eval-every", type=int, default=8192)
     parser.add_argument("--eval-games", type=int, default=40)
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke check, figures meaningless)")
+    parser.add_argument("--throughput-only", action="store_true", help="only (a); --run is then not needed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (1 is fastest here)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -179,9 +190,13 @@ def main() -> None:
     print("    an rlft step is one learner move plus the opponent's reply (rlft moves: PettingZoo moves of both seats)")
     for name, values in rates.items():
         print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
+    unbatched = float(np.median(rates["rlft self-play, unbatched"]))
+    print(f"    batched / unbatched opponent replies: {ours / unbatched:.2f} (learner steps/s)")
     print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 1.0); "
           f"{ours / theirs:.2f} per learner sample (the tutorial's single model learns from both seats' moves)")
 
+    if args.throughput_only or not args.run:
+        return
     bc_dir = str(Path(args.run) / "stages" / "imitate")
     bc_hit, bc_hist = steps_to_target("imitate", bc_dir, args.target, args.bc_budget, args.eval_every,
                                       args.eval_games, args.seed)

@@ -24,7 +24,8 @@ BUILTIN_ENVS: dict[str, EnvPlugin] = {
         description="Connect Four (PettingZoo classic, two players, action masks).",
         agents={"greedy": "rlft.envs.connect_four:Greedy", "alphabeta": "rlft.envs.connect_four:AlphaBeta"},
         extras={"render_text": "rlft.envs.connect_four:render_text",
-                "text_view": "rlft.envs.text_views:ConnectFourText"},
+                "text_view": "rlft.envs.text_views:ConnectFourText",
+                "game_state": "rlft.envs.game_state:ConnectFourState"},
     ),
     "tictactoe": EnvPlugin(
         name="tictactoe",
@@ -33,7 +34,8 @@ BUILTIN_ENVS: dict[str, EnvPlugin] = {
         agents={"greedy": "rlft.envs.tictactoe:Greedy", "alphabeta": "rlft.envs.tictactoe:AlphaBeta",
                 "perfect": "rlft.envs.tictactoe:Perfect"},
         extras={"render_text": "rlft.envs.tictactoe:render_text",
-                "text_view": "rlft.envs.text_views:TicTacToeText"},
+                "text_view": "rlft.envs.text_views:TicTacToeText",
+                "game_state": "rlft.envs.game_state:TicTacToeState"},
     ),
 }
 """Built-in env plugins by name (`random` is available for every env through rlft.agents)."""

@@ -111,14 +111,20 @@ class _Scripted:
             raise IllegalActionError("No legal move in this position: the game should already be over.")
         return state, moves
 
+    random_ties = True
+    """Choose among equally good moves at random (False: the first in the game's move order)."""
+
+    def _pick(self, options: list[int]) -> int:
+        return int(self.rng.choice(options)) if self.random_ties else self.rules.order(options)[0]
+
     def _tactics(self, state: State, moves: list[int]) -> int | None:
         """Win now if possible, else block the opponent's immediate win."""
         wins = immediate_wins(self.rules, state, moves)
         if wins:
-            return int(self.rng.choice(wins))
+            return self._pick(wins)
         blocks = threats(self.rules, state, moves)
         if blocks:
-            return int(self.rng.choice(blocks))
+            return self._pick(blocks)
         return None
 
 
@@ -134,22 +140,40 @@ class GreedyAgent(_Scripted):
 class AlphaBetaAgent(_Scripted):
     """Depth-K alpha-beta search with the game's heuristic at the leaves.
 
-    ``arg`` is ``"K"`` or ``"K,EPS"``: search depth K >= 1 plies, and an optional probability EPS of a uniformly
-    random legal move (for varied demonstrations; immediate wins and blocks are still always played). Moves of equal
-    value are chosen at random (seeded), so repeated games differ.
+    ``arg`` is ``"K"``, ``"K,EPS"`` or ``"K,EPS,first"``: search depth K >= 1 plies, an optional probability EPS of a
+    uniformly random legal move (for varied demonstrations; immediate wins and blocks are still always played), and
+    the tie-break. By default every move of the best value is found (the root searches with a window that keeps ties
+    exact) and one is drawn at random (seeded), so an opponent cannot win by replaying one line against it; with
+    ``first`` it plays the first best move in the game's move order (centre first), the old deterministic player.
     """
 
     def __init__(self, rules: Rules, arg: str | int = "2", seed: int | None = None) -> None:
         super().__init__(rules, seed)
-        depth, _, eps = str(arg).partition(",")
+        depth, _, rest = str(arg).partition(",")
+        eps, _, ties = rest.partition(",")
         try:
             self.depth = int(depth)
             self.epsilon = float(eps) if eps else 0.0
         except ValueError as e:
-            raise ValueError(f"alphabeta takes 'K' or 'K,EPS' (e.g. alphabeta:3 or alphabeta:3,0.1), got {arg!r}"
-                             ) from e
-        if self.depth < 1 or not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"alphabeta needs depth K >= 1 and 0 <= EPS <= 1, got {arg!r}")
+            raise ValueError(f"alphabeta takes 'K', 'K,EPS' or 'K,EPS,first' (e.g. alphabeta:3 or alphabeta:3,0.1), "
+                             f"got {arg!r}") from e
+        if self.depth < 1 or not 0.0 <= self.epsilon <= 1.0 or ties not in ("", "random", "first"):
+            raise ValueError(f"alphabeta needs depth K >= 1, 0 <= EPS <= 1 and a tie-break `random` or `first`, "
+                             f"got {arg!r}")
+        self.random_ties = ties != "first"
+
+    def best_moves(self, state: State, moves: list[int]) -> list[int]:
+        """Every move of the best depth-K value (exact ties: a move is searched with the bound just above the best
+        value so far, so a move as good as the best is scored exactly instead of cut off at that bound)."""
+        best, choices, alpha = -math.inf, [], -math.inf
+        for move in self.rules.order(moves):
+            value = -negamax(self.rules, self.rules.play(state, move), self.depth - 1, -math.inf, -alpha + 0.5)
+            if value > best:
+                best, choices = value, [move]
+            elif value == best:
+                choices.append(move)
+            alpha = max(alpha, value)
+        return choices
 
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
         state, moves = self._legal(observation, action_mask)
@@ -158,14 +182,7 @@ class AlphaBetaAgent(_Scripted):
             return tactic
         if self.epsilon and self.rng.random() < self.epsilon:
             return int(self.rng.choice(moves))
-        shuffled = [moves[i] for i in self.rng.permutation(len(moves))]
-        best, choice, alpha = -math.inf, shuffled[0], -math.inf
-        for move in self.rules.order(shuffled):
-            value = -negamax(self.rules, self.rules.play(state, move), self.depth - 1, -math.inf, -alpha)
-            if value > best:
-                best, choice = value, move
-            alpha = max(alpha, value)
-        return int(choice)
+        return self._pick(self.best_moves(state, moves))
 
 
 def window_score(me: int, opp: int, windows: list[int], weights: tuple[float, ...]) -> float:

@@ -134,8 +134,11 @@ def agent_env(path: str, env: str | None) -> tuple[str, dict[str, Any]]:
     if env is not None:
         return env, {}
     from rlft.core import plugins
+    from rlft.core.agent import SEARCH_SPECS
     from rlft.core.envs import resolve_env
 
+    if path.partition(":")[0] in SEARCH_SPECS and not Path(path).exists():  # mcts:RUN,sims=N: RUN's env
+        path = path.partition(":")[2].split(",")[0]
     p = Path(path)
     if (p / "config.yaml").is_file():
         source = f"the saved config '{p / 'config.yaml'}'"

@@ -169,6 +169,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     env_kwargs.update(parse_kwargs(args.env_kwarg))
     with plugins.user_given(args.env or ""):
         agent = load_agent(args.agent, trust_pickle=args.trust_pickle, env=env_spec)
+    if args.positions:
+        return _eval_positions(agent, args, env_spec)
     report = evaluate_agent(agent, env_spec, env_kwargs, args.episodes, args.seed, deterministic=not args.sample,
                             opponents=args.opponent or None, progress=not args.quiet)
     print_table(f"{args.agent} on {env_spec}", result_rows({args.agent: report.to_json()}))
@@ -176,6 +178,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         import json
 
         print(json.dumps(report.to_json()))
+    return 0
+
+
+def _eval_positions(agent: Any, args: argparse.Namespace, env_spec: str) -> int:
+    """``rlft eval AGENT --positions FILE``: shares of optimal and outcome-preserving moves on labelled positions."""
+    from rlft.policy.games.positions import read_positions, score_positions
+    from rlft.policy.search import game_state_class
+
+    score = score_positions(agent, game_state_class(env_spec), read_positions(args.positions),
+                            deterministic=not args.sample)
+    scalars = score.scalars()
+    rows = [{"positions": "all", "n": score.positions, "optimal": f"{scalars['optimal_share']:.3f}",
+             "outcome-preserving": f"{scalars['outcome_preserving_share']:.3f}"}]
+    rows += [{"positions": stage, "n": n, "optimal": f"{opt / n:.3f}", "outcome-preserving": f"{keep / n:.3f}"}
+             for stage, (n, opt, keep) in sorted(score.by_stage.items())]
+    print_table(f"{args.agent} on {args.positions}", rows)
+    if args.json:
+        import json
+
+        print(json.dumps(scalars))
     return 0
 
 
@@ -297,9 +319,9 @@ def register(sub: Any) -> None:
     run_flags(p)
     p.set_defaults(func=_stage_command("finetune"))
 
-    p = subcommand(sub, "eval", "evaluate an agent (run folder, checkpoint or SB3 .zip)",
+    p = subcommand(sub, "eval", "evaluate an agent (run folder, checkpoint, SB3 .zip, or mcts:RUN,sims=N)",
                    "rlft eval runs/cartpole --episodes 50")
-    p.add_argument("agent", help="run folder, checkpoint folder, or SB3 .zip")
+    p.add_argument("agent", help="run folder, checkpoint folder, SB3 .zip, or a search over one (mcts:RUN,sims=200)")
     p.add_argument("--env", help="env spec (default: the run's env)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=100_000, help="first episode seed")
@@ -307,6 +329,9 @@ def register(sub: Any) -> None:
     p.add_argument("--sample", action="store_true", help="sample actions instead of acting greedily")
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--trust-pickle", action="store_true", help="allow a full SB3 .zip load (executes pickled code)")
+    p.add_argument("--positions", metavar="FILE", help="games: score the agent's moves on solver-labelled positions "
+                                                       "(JSONL) instead of playing: shares of optimal and "
+                                                       "outcome-preserving moves")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.set_defaults(func=cmd_eval)
 

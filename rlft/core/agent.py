@@ -55,6 +55,10 @@ AGENT_LOADERS: dict[str, str] = {
 the entry-point group ``rlft.agent_loaders``. A loader is ``load(folder, meta, device, **options) -> Agent``."""
 
 
+SEARCH_SPECS: dict[str, str] = {"mcts": "rlft.policy.search:load_mcts_agent"}
+"""Agents that search on top of another agent, by the name before the colon of their spec (``mcts:RUN,sims=200``)."""
+
+
 def agent_loader(kind: str) -> Any:
     """The loader of an agent kind (built-in, entry point, or ``pkg.module:fn``)."""
     return plugins.resolve(kind, kind="agent loader", builtins=AGENT_LOADERS, group="rlft.agent_loaders")
@@ -81,7 +85,8 @@ def agent_folder(path: str | Path) -> Path:
 
 def load_agent(path: str | Path, *, device: str = "auto", trust_pickle: bool = False, trust_code: bool = False,
                env: str | None = None) -> Agent:
-    """Load an agent from a run folder, a checkpoint folder or an SB3 ``.zip``.
+    """Load an agent from a run folder, a checkpoint folder or an SB3 ``.zip`` -- or a search agent over one,
+    ``mcts:PATH[,sims=N,c_puct=C,temp=T]`` (see :mod:`rlft.policy.search`).
 
     ``trust_pickle`` allows SB3's full load, which unpickles (and so can execute) code from the file; without it a
     ``.zip`` is read weights-only. ``env`` (a spec) supplies spaces when an SB3 file's metadata lacks them.
@@ -89,6 +94,10 @@ def load_agent(path: str | Path, *, device: str = "auto", trust_pickle: bool = F
     """
     device = resolve_device(device)
     p = Path(path)
+    name = str(path).partition(":")[0]
+    if name in SEARCH_SPECS and not p.exists():  # `mcts:RUN,sims=200`: a search agent over the agent at RUN
+        load = plugins.import_object(SEARCH_SPECS[name], "agent loader")
+        return load(str(path), device=device, trust_pickle=trust_pickle, env=env)  # type: ignore[no-any-return]
     if p.suffix == ".zip" and p.is_file():
         return agent_loader("sb3_zip")(p, {}, device, trust_pickle=trust_pickle, env=env)  # type: ignore[no-any-return]
     folder = agent_folder(p)

@@ -21,7 +21,7 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlft.core import plugins
-from rlft.core.agent import Agent, check_mask, load_agent
+from rlft.core.agent import SEARCH_SPECS, Agent, check_mask, load_agent
 from rlft.core.errors import CheckpointError, ConfigError, IllegalActionError, PluginError
 from rlft.pipeline.artifacts import Artifacts
 from rlft.policies.networks import action_logits, masked_logits
@@ -88,7 +88,8 @@ def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None
     """Resolve an agent spec: a built-in agent of the env, ``random``, an agent class an installed package offers in
     the entry-point group ``rlft.agents``, a run / checkpoint / ``.zip`` path, or ``pkg.module:Class``.
 
-    Built-in and entry-point agents may take a parameter after a colon (``alphabeta:2`` -> ``Cls("2")``).
+    Built-in and entry-point agents may take a parameter after a colon (``alphabeta:2`` -> ``Cls("2")``);
+    ``mcts:RUN[,sims=N,...]`` is a PUCT search over the agent at RUN (:mod:`rlft.policy.search`).
     """
     builtins: dict[str, str] = dict(getattr(env_plugin, "agents", {}) or {})
     name, _, arg = spec.partition(":")
@@ -99,6 +100,10 @@ def resolve_agent(spec: str, env_plugin: Any = None, *, action_space: Any = None
             return _instantiate(cls, args, seed=seed, action_space=action_space)
         except (TypeError, ValueError) as e:
             raise PluginError(f"Built-in agent '{spec}' cannot be created: {e}") from e
+    if name in SEARCH_SPECS:  # mcts:RUN,sims=200
+        from rlft.policy.search import load_mcts_agent
+
+        return load_mcts_agent(spec, env_plugin=env_plugin, seed=seed, device=device, trust_pickle=trust_pickle)
     if spec == "random":
         return RandomAgent(action_space, seed=seed)
     if name in plugins.entry_point_names("rlft.agents"):  # an installed package's agent class, e.g. `mybot:3`
@@ -158,6 +163,25 @@ def start_policy(start_from: str, artifacts: Artifacts, *, by: str, device: str,
     if not isinstance(agent, PolicyAgent):
         raise ConfigError(f"{by} '{start_from}' ({path}) is not a policy checkpoint that this stage can train.")
     return agent.policy, agent.meta
+
+
+def agent_spec_in_run(spec: str, artifacts: Artifacts, *, by: str) -> str:
+    """An agent spec with an earlier stage named in it replaced by that stage's agent folder: ``imitate`` or
+    ``previous`` -> its path, ``mcts:imitate,sims=64`` -> ``mcts:<path>,sims=64`` (so expert iteration can search
+    with the agent the run just trained). Other specs are returned unchanged."""
+    head, colon, rest = spec.partition(":")
+    search = head in SEARCH_SPECS and colon
+    target, comma, options = rest.partition(",") if search else (spec, "", "")
+    if target == "previous":
+        path = artifacts.latest_agent()
+        if path is None:
+            raise ConfigError(f"{by} '{spec}' searches with the previous stage's agent, but no earlier stage produced "
+                              "one. Put a stage that trains one (imitate, finetune) before it, or name a run folder.")
+    elif target in artifacts.agents:
+        path = artifacts.agents[target]
+    else:
+        return spec
+    return f"{head}:{path}{comma}{options}" if search else str(path)
 
 
 def check_agent_fits(agent: Any, observation_space: Any, action_space: Any, env: str, what: str = "The agent") -> None:

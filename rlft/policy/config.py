@@ -55,6 +55,9 @@ class ImitateConfig:
     """Adam learning rate for behaviour cloning."""
     holdout_fraction: float = param(0.1, ge=0, lt=1)
     """Fraction of episodes held out to measure action agreement with the expert."""
+    targets: Literal["auto", "actions", "search"] = "auto"
+    """What the policy imitates: `actions` (the recorded moves, log-likelihood), `search` (a search agent's visit
+    distribution per move, cross-entropy; the dataset must carry it), `auto` (search targets when present)."""
     critic_warmup_epochs: int = param(20, ge=0)
     """Passes fitting the value head to the recorded returns (0 disables critic warm-up)."""
     critic_lr: float = param(1e-3, gt=0)

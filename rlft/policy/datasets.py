@@ -248,6 +248,8 @@ class Transitions:
     """(n_episodes, *obs_shape) the observation after each episode's last step (for bootstrapping)."""
     observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
+    action_targets: np.ndarray | None = None
+    """(N, n_actions) a search agent's visit distributions (``infos["search_policy"]``) if every episode has them."""
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -284,7 +286,8 @@ def load_transitions(spec: str | Path) -> Transitions:
 
 def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]:
     """The steps of every episode as :class:`Transitions`, with the number of episodes and steps read."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "mask", "rew", "ep", "term", "trunc", "last")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "mask", "rew", "ep", "term", "trunc", "last",
+                                                          "target")}
     episodes = steps = 0
     for i, ep in enumerate(ds.iterate_episodes()):
         n = len(ep.actions)
@@ -311,6 +314,9 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
         with np.errstate(over="ignore", invalid="ignore"):  # a reward too large for float32 is inf: checked later
             parts["rew"].append(np.asarray(ep.rewards).astype(np.float32))
         parts["ep"].append(np.full(n, i))
+        searched = (ep.infos or {}).get("search_policy")
+        if searched is not None:
+            parts["target"].append(np.asarray(searched, dtype=np.float32)[:n])
         parts["term"].append(term)
         parts["trunc"].append(trunc)
     if not parts["act"]:
@@ -329,6 +335,7 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
         last_observations=np.stack(parts["last"]),
         observation_space=obs_space,
         action_space=ds.action_space,
+        action_targets=np.concatenate(parts["target"]) if len(parts["target"]) == len(parts["act"]) else None,
     )
     return data, episodes, steps
 
@@ -359,6 +366,13 @@ def _check_values(data: Transitions, path: Path) -> None:
         if len(bad):
             raise _damaged(path, f"action {int(data.actions[bad[0]])} at step {int(bad[0])} is outside the action "
                                  f"space {space}")
+    targets = data.action_targets
+    if targets is not None:
+        n_actions = int(getattr(data.action_space, "n", -1))
+        if targets.shape != (len(data), n_actions) or not np.isfinite(targets).all() or (targets < 0).any() or \
+                not np.allclose(targets.sum(axis=1), 1.0, atol=1e-3):
+            raise _damaged(path, f"its search_policy infos are not one probability distribution over the {n_actions} "
+                                 f"actions per step (shape {targets.shape})")
     if data.action_masks is not None and data.action_masks.shape[0] != len(data):
         raise _damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
 

@@ -56,6 +56,8 @@ class EnvHooks(Protocol):
 
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None: ...
 
+    def vectorised(self, venv: Any) -> Any: ...
+
     def learner_spaces(self) -> tuple[Any, Any, bool]: ...
 
     def callbacks(self, runner: Any) -> list[Any]: ...
@@ -111,6 +113,9 @@ class GymHooks:
 
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None:
         return None
+
+    def vectorised(self, venv: Any) -> Any:
+        return venv
 
     def learner_spaces(self) -> tuple[Any, Any, bool]:
         env = make_gym_env(self.plugin, self.env_kwargs)

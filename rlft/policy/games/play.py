@@ -48,6 +48,8 @@ class SeatTrace:
     masks: list[np.ndarray] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    search_policies: list[np.ndarray | None] = field(default_factory=list)
+    """Per move, the visit distribution of a search agent (``last_search_policy``; None for other agents)."""
 
 
 @dataclass
@@ -91,6 +93,8 @@ def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deter
         action = int(checked_action(seats[name], obs["observation"], obs["action_mask"], det))
         if traces is not None:
             traces[name].actions.append(action)
+            searched = getattr(seats[name], "last_search_policy", None)
+            traces[name].search_policies.append(None if searched is None else np.array(searched, dtype=np.float32))
         env.step(action)
         moves += 1
         if on_position is not None:
@@ -116,10 +120,20 @@ def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[An
             final = result.returns[seat]
             buffers.append(EpisodeBuffer(id=first_id + len(buffers), observations=obs,
                                          actions=np.asarray(trace.actions, dtype=np.int64), rewards=rewards,
-                                         terminations=[False] * (n - 1) + [True], truncations=[False] * n, infos={}))
+                                         terminations=[False] * (n - 1) + [True], truncations=[False] * n,
+                                         infos=search_infos(trace, obs["action_mask"].shape[1])))
             meta.append({"game": g, "player": seat, "result": result_of(final),
                          "return": final})
     return buffers, meta
+
+
+def search_infos(trace: SeatTrace, n_actions: int) -> dict[str, np.ndarray]:
+    """Minari ``infos`` of a seat's episode: ``search_policy`` (one row per observation, the last one zeros: no move
+    was searched there) when a search agent chose every move, else nothing."""
+    policies = trace.search_policies[: len(trace.actions)]
+    if not policies or any(p is None for p in policies):
+        return {}
+    return {"search_policy": np.concatenate([np.stack(policies), np.zeros((1, n_actions), np.float32)])}  # type: ignore[arg-type]
 
 
 def write_games(out: str | Path, results: list[GameResult], env: Any, metadata: dict[str, Any]) -> Path:

@@ -14,11 +14,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlft.core import plugins
 from rlft.core.agent import checked_action
 from rlft.core.config import from_dict
 from rlft.core.envs import EnvPlugin
 from rlft.core.errors import IllegalActionError, PluginError
-from rlft.policy.agents import RandomAgent, resolve_agent
+from rlft.policy.agents import PolicyAgent, RandomAgent, resolve_agent
 from rlft.policy.config import SelfPlayConfig
 from rlft.policy.games.play import outcome
 from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload
@@ -55,6 +56,10 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self.learner = first
         self.opponent = self._fallback
         self._mask: np.ndarray = np.ones(int(self.action_space.n), dtype=np.bool_)  # type: ignore[attr-defined]
+        self._planes: np.ndarray | None = None
+        self._reply: int | None = None
+        state_cls = plugin.extras.get("game_state")
+        self._state_cls = plugins.import_object(state_cls, "game state") if isinstance(state_cls, str) else state_cls
 
     # -- snapshots (called through VecEnv.env_method) -------------------------------------------------------
     def add_snapshot(self, payload: dict[str, Any]) -> None:
@@ -78,6 +83,20 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         for e in self.pool.entries:
             if e.key in results:
                 e.score, e.games = (float(v) for v in results[e.key])
+
+    # -- batched replies (rlft.policy.games.batched) ----------------------------------------------------------
+    def position_after(self, action: int) -> Any:
+        """The game state after the learner's ``action``, when the reply is a network's and can be batched (the
+        env offers a game state, the opponent is a policy agent, the game goes on); else None."""
+        if self._state_cls is None or self._planes is None or not isinstance(self.opponent.agent, PolicyAgent) or \
+                not (0 <= action < len(self._mask) and self._mask[action]):
+            return None
+        position = self._state_cls.from_observation(self._planes).play(action)
+        return position if position.terminal_value() is None else None
+
+    def queue_reply(self, action: int) -> None:
+        """The opponent's reply to the learner's next move, computed outside (in a batch); played by ``step``."""
+        self._reply = action
 
     # -- Gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -134,8 +153,13 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
             if self.env.terminations[seat] or self.env.truncations[seat]:
                 self.env.step(None)
             else:
-                action = checked_action(self.opponent.agent, obs["observation"], obs["action_mask"],
-                                        self.opponent.deterministic)
+                action, self._reply = self._reply, None
+                if action is None:
+                    action = checked_action(self.opponent.agent, obs["observation"], obs["action_mask"],
+                                            self.opponent.deterministic)
+                elif not obs["action_mask"][action]:
+                    raise IllegalActionError(f"The batched reply {action} is illegal here: the env's game state "
+                                             "disagrees with the env (a bug in its game_state plugin).")
                 self.env.step(int(action))
                 self.moves += 1
             reward += float(self.env.rewards.get(self.learner, 0.0))
@@ -144,7 +168,9 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
     def _observe(self) -> np.ndarray:
         obs = self.env.observe(self.learner)
         self._mask = np.asarray(obs["action_mask"]).astype(bool)
-        return np.asarray(obs["observation"])
+        self._planes = np.asarray(obs["observation"])
+        self._reply = None
+        return self._planes
 
 
 def make_self_play_env(plugin: EnvPlugin, env: Any, adapter_kwargs: dict[str, Any]) -> gym.Env[Any, Any]:

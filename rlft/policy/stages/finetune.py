@@ -110,6 +110,7 @@ class FinetuneRunner:
         venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
                             subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed),
                             vec_env=cfg.vec_env, ray_actors=cfg.ray_actors, ray_address=cfg.ray_address)
+        venv = self.hooks.vectorised(venv)  # games: network opponents' replies batched across in-process envs
         self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
             venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO

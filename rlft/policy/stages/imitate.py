@@ -55,10 +55,23 @@ from rlft.policy.hooks import env_hooks
 
 
 def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[Any, Any, Any]:
+    """(observations, targets, masks) of a minibatch; the targets are the actions, or the soft targets when the
+    data carries them (see :func:`use_search_targets`)."""
     obs = torch.as_tensor(data.observations[idx], device=device)
-    actions = torch.as_tensor(data.actions[idx], device=device)
+    source = data.actions if data.action_targets is None else data.action_targets
+    actions = torch.as_tensor(source[idx], device=device)
     masks = None if data.action_masks is None else torch.as_tensor(data.action_masks[idx], device=device)
     return obs, actions, masks  # type: ignore[return-value]
+
+
+def use_search_targets(data: Transitions, targets: str, dataset: str) -> Transitions:
+    """The data with soft targets kept (``search``, or ``auto`` when present) or dropped (``actions``)."""
+    if targets == "search" and data.action_targets is None:
+        raise DatasetError(f"imitate.targets is 'search', but the dataset '{dataset}' holds no search_policy (it was "
+                           "not recorded by a search agent). Record it with `agent: mcts:RUN` or set targets: actions.")
+    if targets == "actions":
+        data.action_targets = None
+    return data
 
 
 def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
@@ -72,10 +85,18 @@ def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tenso
 def bc_loss_and_accuracy(policy: ActorCriticPolicy, obs: Any, actions: Any, masks: Any) -> tuple[torch.Tensor, float]:
     """Negative log-likelihood of the recorded actions, and greedy action agreement.
 
-    For Discrete actions the logits are masked (illegal actions cannot be imitated); for continuous actions the
+    For Discrete actions the logits are masked (illegal actions cannot be imitated); with soft targets ((B, n)
+    float distributions instead of actions) the loss is the cross-entropy to them and "accuracy" is agreement with
+    their most likely action; for continuous actions the
     policy's Gaussian log-probability is used and "accuracy" is reported as NaN.
     """
 
+    if isinstance(policy.action_space, gym.spaces.Discrete) and actions.dim() == 2 and actions.is_floating_point():
+        # soft targets (a search's visit distribution): cross-entropy; masked actions have target 0 and no gradient
+        logits = masked_logits(action_logits(policy, obs), masks)
+        log_p = torch.log_softmax(logits, dim=-1)
+        loss = -(actions * torch.where(actions > 0, log_p, torch.zeros_like(log_p))).sum(-1).mean()
+        return loss, (logits.argmax(-1) == actions.argmax(-1)).float().mean().item()
     if isinstance(policy.action_space, gym.spaces.Discrete):
         log_prob, greedy = _evaluate(policy, obs, actions, masks)
         accuracy = (greedy == actions.long().flatten()).float().mean().item()
@@ -227,7 +248,7 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
     if not dataset:
         raise DatasetError(f"The {ctx.name} stage needs a dataset: set {ctx.name}.dataset (or --dataset), or run the "
                            "`record` stage before it.")
-    data = load_transitions(dataset)
+    data = use_search_targets(load_transitions(dataset), cfg.targets, str(dataset))
     env_spec = ctx.env.id
     obs_space, act_space, env_masked = env_hooks(env_spec, ctx.env.kwargs).learner_spaces()
     check_spaces(data, obs_space, act_space, str(dataset), env_spec)

@@ -17,6 +17,7 @@ from typing import Any
 from rlft.pipeline.artifacts import Outputs
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import Headline, StageResult
+from rlft.policy.agents import agent_spec_in_run
 from rlft.policy.config import RecordConfig
 from rlft.policy.hooks import env_hooks
 
@@ -37,7 +38,8 @@ def run(ctx: StageContext[RecordConfig]) -> StageResult:
     if out.exists() and (out / "data" / "metadata.json").is_file() and ctx.resume:
         # A dataset written by this stage before an interruption is complete (writes are atomic): reuse it.
         return StageResult(outputs=Outputs(dataset=str(out)))
-    result = record(ctx.env.id, cfg.agent, cfg.episodes, out, seed=ctx.seed, env_kwargs=ctx.env.kwargs,
+    agent = agent_spec_in_run(cfg.agent, ctx.artifacts, by=f"{ctx.name}.agent")
+    result = record(ctx.env.id, agent, cfg.episodes, out, seed=ctx.seed, env_kwargs=ctx.env.kwargs,
                     deterministic=cfg.deterministic, trust_pickle=cfg.trust_pickle, progress=ctx.progress)
     with ctx.metrics() as m:
         m.log({"record/mean_return": result["mean_return"], "record/episodes": result["episodes"]}, step=0)

@@ -1,0 +1,255 @@
+"""Search on top of a learned policy: AlphaZero-style PUCT (``mcts:RUN[,sims=N,c_puct=C,temp=T]``).
+
+The search reads the position from the observation (through the env plugin's game state, ``extras["game_state"]``,
+see :mod:`rlft.envs.game_state`), and grows a tree whose **prior** at a node is the agent's masked policy there and
+whose **leaf value** is the agent's value head, for the player to move at the leaf (the observation planes are that
+player's, so the critic's estimate is that player's expected result). A move is chosen with PUCT::
+
+    a* = argmax_a  Q(s, a) + c_puct * P(s, a) * sqrt(N(s)) / (1 + N(s, a))
+
+where ``Q(s, a)`` is the mean value of the simulations through ``a`` for the player to move at ``s``. Finished games
+are scored by the rules (a loss for the player to move after a winning move, 0 for a draw), never by the network.
+Leaves are evaluated in batches (``batch`` leaves per forward pass, kept apart by a virtual loss). With
+``deterministic=False`` (training games) Dirichlet noise is mixed into the root prior and the move is sampled from
+the visit counts at temperature ``temp``; with ``deterministic=True`` (evaluation) there is no noise and the most
+visited move is played. After every move, :attr:`MCTSAgent.last_search_policy` holds the root's visit distribution
+(what recording stores as the soft imitation target).
+
+Example::
+
+    agent = rlft.load_agent("mcts:runs/c4,sims=200")
+    action = agent.act(obs["observation"], action_mask=obs["action_mask"])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlft.core import plugins
+from rlft.core.agent import check_mask, load_agent
+from rlft.core.envs import resolve_env
+from rlft.core.errors import ConfigError, PluginError
+from rlft.policies.networks import masked_logits
+
+
+@dataclass
+class SearchSettings:
+    """The options of an ``mcts:`` spec (``mcts:RUN,sims=200,c_puct=1.5``)."""
+
+    sims: int = 200
+    """Simulations (leaf evaluations or finished games reached) per move."""
+    c_puct: float = 1.0
+    """Exploration constant of PUCT: larger trusts the prior longer (on the Connect Four positions set, 100
+    simulations: 0.35 -> 0.646 optimal, 0.7 -> 0.680, 1.0 -> 0.669, 1.5 -> 0.657, 3.0 -> 0.617)."""
+    temp: float = 1.0
+    """Temperature of the visit counts a move is sampled from in training games (deterministic play: argmax)."""
+    temp_plies: int = 10
+    """Training games sample at temperature ``temp`` only in the first this many plies of a game, then play the most
+    visited move (the root noise stays)."""
+    batch: int = 8
+    """Leaves evaluated per forward pass."""
+    dirichlet_alpha: float = 0.5
+    """Concentration of the Dirichlet noise mixed into the root prior in training games."""
+    noise_frac: float = 0.25
+    """Weight of that noise (0: none)."""
+    discount: float = 0.995
+    """Per-ply discount of backed-up values (the value head's gamma per learner move is two plies), so of two
+    winning lines the shorter one scores higher, and of two lost ones the longer."""
+    seed: int = 0
+    """Seed of the noise and of sampling."""
+
+
+def parse_spec(spec: str) -> tuple[str, SearchSettings]:
+    """``mcts:RUN,k=v,...`` -> (RUN, settings); a ConfigError names a bad option."""
+    _, _, rest = spec.partition(":")
+    run, *options = rest.split(",")
+    if not run:
+        raise ConfigError(f"The agent spec '{spec}' names no agent to search with: write mcts:RUN (a run folder, "
+                          "checkpoint or .zip), e.g. mcts:runs/c4,sims=200.")
+    types = {f.name: f.type for f in fields(SearchSettings)}
+    values: dict[str, Any] = {}
+    for option in options:
+        key, eq, value = option.partition("=")
+        if not eq or key not in types:
+            raise ConfigError(f"The agent spec '{spec}' has the option '{option}', which mcts does not know. Options: "
+                              + ", ".join(f"{k}=..." for k in types) + " (e.g. mcts:runs/c4,sims=200,c_puct=1.5).")
+        try:
+            values[key] = int(value) if types[key] in (int, "int") else float(value)
+        except ValueError:
+            raise ConfigError(f"The agent spec '{spec}': {key} must be a number, got '{value}'.") from None
+    settings = SearchSettings(**values)
+    if settings.sims < 1 or settings.batch < 1 or settings.c_puct <= 0 or settings.temp < 0 or \
+            not 0 < settings.discount <= 1:
+        raise ConfigError(f"The agent spec '{spec}': sims and batch must be >= 1, c_puct > 0, temp >= 0 and "
+                          "0 < discount <= 1.")
+    return run, settings
+
+
+class _Node:
+    """A position in the tree: its state, prior and per-move visit counts and value sums (for the player to move)."""
+
+    __slots__ = ("state", "legal", "prior", "visits", "value_sum", "children", "terminal")
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.terminal: float | None = state.terminal_value()
+        self.legal: np.ndarray = state.legal_mask()
+        self.prior: np.ndarray | None = None  # set when the network has evaluated the position
+        self.visits = np.zeros(len(self.legal), dtype=np.float64)
+        self.value_sum = np.zeros(len(self.legal), dtype=np.float64)
+        self.children: dict[int, _Node] = {}
+
+    def select(self, c_puct: float) -> int:
+        assert self.prior is not None
+        total = self.visits.sum()
+        q = np.divide(self.value_sum, self.visits, out=np.zeros_like(self.value_sum), where=self.visits > 0)
+        score = q + c_puct * self.prior * math.sqrt(total + 1.0) / (1.0 + self.visits)
+        score[~self.legal] = -np.inf
+        return int(np.argmax(score))
+
+    def child(self, action: int) -> _Node:
+        node = self.children.get(action)
+        if node is None:
+            node = self.children[action] = _Node(self.state.play(action))
+        return node
+
+
+def logits_and_values(policy: Any, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Action logits and value estimates of an SB3 actor-critic for a batch of observations, in one forward pass."""
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        latent_pi = policy.mlp_extractor.forward_actor(features[0])
+        latent_vf = policy.mlp_extractor.forward_critic(features[1])
+    return policy.action_net(latent_pi), policy.value_net(latent_vf).flatten()
+
+
+class MCTSAgent:
+    """PUCT search over a policy agent's prior and value (see the module docstring)."""
+
+    def __init__(self, agent: Any, state_cls: Any, settings: SearchSettings | None = None) -> None:
+        policy = getattr(agent, "policy", None)
+        if policy is None or not hasattr(policy, "value_net"):
+            raise PluginError("mcts needs an actor-critic policy agent (a run, checkpoint or .zip of rlft / SB3) to "
+                              f"search with; got {type(agent).__name__}.")
+        self.agent = agent
+        self.policy = policy
+        self.state_cls = state_cls
+        self.settings = settings or SearchSettings()
+        self.rng = np.random.default_rng(self.settings.seed)
+        self.meta = getattr(agent, "meta", {})
+        self.last_search_policy: np.ndarray | None = None
+        """Visit distribution at the root of the last move (None before the first move)."""
+
+    def evaluate(self, states: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(priors (B, n_actions), values (B,)) of the network for positions, each for its player to move."""
+        obs = torch.as_tensor(np.stack([s.observation() for s in states]), device=self.policy.device)
+        masks = np.stack([s.legal_mask() for s in states])
+        with torch.no_grad():
+            logits, values = logits_and_values(self.policy, obs)
+            priors = torch.softmax(masked_logits(logits, masks), dim=-1)
+        return priors.cpu().numpy().astype(np.float64), values.clamp(-1.0, 1.0).cpu().numpy().astype(np.float64)
+
+    def search(self, state: Any, noise: bool) -> np.ndarray:
+        """Run the simulations from ``state``; the root's visit counts."""
+        s = self.settings
+        root = _Node(state)
+        priors, _ = self.evaluate([state])
+        root.prior = priors[0]
+        if noise and s.noise_frac > 0:
+            legal = np.flatnonzero(root.legal)
+            eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
+            root.prior = root.prior.copy()
+            root.prior[legal] = (1 - s.noise_frac) * root.prior[legal] + s.noise_frac * eta
+        done = 0
+        while done < s.sims:
+            pending: list[tuple[list[tuple[_Node, int]], _Node]] = []
+            for _ in range(min(s.batch, s.sims - done)):
+                path, leaf = self._descend(root)
+                done += 1
+                if leaf.terminal is not None:
+                    self._backup(path, leaf.terminal)
+                    continue
+                if leaf.prior is None:
+                    leaf.prior = np.zeros(len(leaf.legal))  # queued: later descents of this batch stop here too
+                pending.append((path, leaf))
+            if not pending:
+                continue
+            unique = list({id(leaf): leaf for _, leaf in pending}.values())
+            priors, values = self.evaluate([leaf.state for leaf in unique])
+            value_of = {}
+            for leaf, p, v in zip(unique, priors, values):
+                leaf.prior = p
+                value_of[id(leaf)] = float(v)
+            for path, leaf in pending:
+                self._backup(path, value_of[id(leaf)])
+        return root.visits
+
+    def _descend(self, root: _Node) -> tuple[list[tuple[_Node, int]], _Node]:
+        """Follow PUCT from the root to an unevaluated or finished position, adding a virtual loss on the way (a
+        visit that counts as a loss until the simulation's value is backed up), so a batch spreads over the tree."""
+        path: list[tuple[_Node, int]] = []
+        node = root
+        while node.terminal is None and node.prior is not None and node.prior.any():
+            a = node.select(self.settings.c_puct)
+            path.append((node, a))
+            node.visits[a] += 1
+            node.value_sum[a] -= 1.0
+            node = node.child(a)
+        return path, node
+
+    def _backup(self, path: list[tuple[_Node, int]], value: float) -> None:
+        """Turn the path's virtual loss into the simulation's result: ``value`` is for the player to move at the
+        leaf, so each edge, whose value is for the player who moved there, gets it sign-flipped (and discounted)
+        once per ply."""
+        for node, a in reversed(path):
+            value = -value * self.settings.discount
+            node.value_sum[a] += value + 1.0
+
+    def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
+        mask = check_mask(action_mask)
+        state = self.state_cls.from_observation(np.asarray(observation))
+        visits = self.search(state, noise=not deterministic)
+        if mask is not None:
+            visits = np.where(mask, visits, 0.0)
+        legal = mask if mask is not None else state.legal_mask()
+        if visits.sum() == 0:
+            visits = legal.astype(np.float64)
+        self.last_search_policy = (visits / visits.sum()).astype(np.float32)
+        ply = int(np.asarray(observation).sum())  # pieces on the board
+        if deterministic or self.settings.temp == 0 or ply >= self.settings.temp_plies:
+            return int(np.argmax(visits))
+        weights = visits ** (1.0 / self.settings.temp)
+        return int(self.rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def game_state_class(env_spec: str | None, plugin: Any = None) -> Any:
+    """The game-state class an env plugin offers for search; a PluginError when it offers none."""
+    plugin = plugin or (resolve_env(env_spec) if env_spec else None)
+    spec = getattr(plugin, "extras", {}).get("game_state") if plugin is not None else None
+    if spec is None:
+        name = getattr(plugin, "name", env_spec)
+        raise PluginError(f"mcts needs the env to offer a game state for search (extras['game_state'] of its plugin, "
+                          f"see rlft.envs.game_state); the env '{name}' offers none. Built-in: connect_four, "
+                          "tictactoe.")
+    return plugins.import_object(spec, "game state") if isinstance(spec, str) else spec
+
+
+def load_mcts_agent(spec: str, *, env_plugin: Any = None, seed: int | None = None, device: str = "auto",
+                    trust_pickle: bool = False, env: str | None = None) -> MCTSAgent:
+    """The agent of an ``mcts:RUN,...`` spec (RUN: a run folder, checkpoint or SB3 ``.zip``)."""
+    run, settings = parse_spec(spec)
+    if seed is not None:
+        settings.seed = int(seed)
+    agent = load_agent(run, device=device, trust_pickle=trust_pickle, env=env)
+    if env_plugin is not None or env:
+        return MCTSAgent(agent, game_state_class(env, env_plugin), settings)
+    # the env the agent's own metadata names: a `module:Name` spec there needs --trust-code, like any file-named code
+    with plugins.code_named_by(f"the agent metadata of '{run}'"):
+        return MCTSAgent(agent, game_state_class(getattr(agent, "meta", {}).get("env")), settings)

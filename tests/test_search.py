@@ -1,0 +1,94 @@
+"""PUCT search (``mcts:``): it finds forced wins from the rules alone, it reads the value head with the right sign
+for the player to move in both seats, and the spec works wherever agent specs do."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlft.core.errors import ConfigError
+from rlft.envs.game_state import ConnectFourState, TicTacToeState
+from rlft.policies.networks import PolicySpec, build_policy
+from rlft.policy.agents import PolicyAgent
+from rlft.policy.search import MCTSAgent, SearchSettings, parse_spec
+
+
+def network(value_weights: np.ndarray | None = None, shape: tuple[int, ...] = (6, 7, 2), n: int = 7) -> PolicyAgent:
+    """A linear actor-critic with a uniform prior and value = value_weights . observation (zero by default)."""
+    obs_space = gym.spaces.Box(0, 1, shape, dtype=np.int8)
+    policy = build_policy(PolicySpec(arch="mlp", net_arch=[]), obs_space, gym.spaces.Discrete(n), masked=True)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.zero_()
+        if value_weights is not None:
+            policy.value_net.weight.copy_(torch.as_tensor(value_weights.reshape(1, -1), dtype=torch.float32))
+    return PolicyAgent(policy)
+
+
+def play(cls: type, moves: list[int]) -> ConnectFourState | TicTacToeState:
+    state = cls.initial()
+    for m in moves:
+        state = state.play(m)
+    return state
+
+
+def best(agent: MCTSAgent, state: ConnectFourState | TicTacToeState) -> int:
+    return agent.act(state.observation(), state.legal_mask().astype(np.int8), deterministic=True)
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_finds_a_forced_win_from_the_rules(seat: int) -> None:
+    """Connect Four, bottom row: the mover has pieces in columns 2 and 3 with 1 and 4 open (and 0 and 5 too); the
+    open three after 1 or 4 cannot be blocked at both ends: a win in three plies that a flat network cannot see."""
+    prefix = [0] if seat == 1 else []  # second seat: the first player's piece in column 0 leaves only 4 winning
+    state = play(ConnectFourState, [*prefix, 2, 6, 3, 6])
+    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=400))
+    assert best(agent, state) in ((1, 4) if seat == 0 else (4,))
+    # and an immediate win is taken (the open three 2-3-4 after the opponent played elsewhere)
+    state = play(ConnectFourState, [*prefix, 2, 6, 3, 6, 4, 0])
+    assert best(agent, state) in (1, 5)
+
+
+def test_tictactoe_fork_is_found_and_the_forced_loss_is_blocked() -> None:
+    agent = MCTSAgent(network(shape=(3, 3, 2), n=9), TicTacToeState, SearchSettings(sims=400))
+    # X: 0 and 8, O: 4 and 1: O threatens 1-4-7, so X must block at 7
+    x_to_move = play(TicTacToeState, [0, 4, 8, 1])  # O blocked nothing useful; X must block 7 (O threatens 1-4-7)
+    assert best(agent, x_to_move) == 7
+    fork = play(TicTacToeState, [0, 1, 4, 8])  # X: 0, 4; O: 1, 8. X to move: 6 threatens 2-4-6 and 0-3-6 (fork)
+    assert best(agent, fork) in (3, 6)  # the two forks (the perfect player's winning moves)
+    assert TicTacToeState.initial().terminal_value() is None
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_value_head_is_read_for_the_player_to_move(seat: int) -> None:
+    """A value head that says "a piece of the player to move at the bottom of column 0 is good for it": seen from
+    the position after a move, the piece is the *opponent's*, so the child's value is negative for its mover and
+    the edge's value positive for the root's mover. Read with the wrong sign, the search would avoid column 0."""
+    w = np.zeros((6, 7, 2))
+    w[5, 0, 0], w[5, 0, 1] = 0.9, -0.9
+    agent = MCTSAgent(network(w), ConnectFourState, SearchSettings(sims=64))
+    state = play(ConnectFourState, [6] if seat == 1 else [])
+    assert best(agent, state) == 0
+    assert agent.last_search_policy is not None and agent.last_search_policy.argmax() == 0
+    assert abs(float(agent.last_search_policy.sum()) - 1.0) < 1e-6
+    # the opposite head (the piece at the bottom of column 0 is bad for whoever owns it) is avoided
+    bad = MCTSAgent(network(-w), ConnectFourState, SearchSettings(sims=64))
+    assert best(bad, state) != 0
+
+
+def test_training_games_are_noisy_and_evaluation_is_deterministic() -> None:
+    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=32, seed=1))
+    state = ConnectFourState.initial()
+    greedy = {best(agent, state) for _ in range(5)}
+    sampled = {agent.act(state.observation(), state.legal_mask(), deterministic=False) for _ in range(20)}
+    assert len(greedy) == 1 and len(sampled) > 1
+
+
+def test_spec_parsing_errors_name_the_option() -> None:
+    assert parse_spec("mcts:runs/x,sims=50,c_puct=2")[1].sims == 50
+    with pytest.raises(ConfigError, match="simz"):
+        parse_spec("mcts:runs/x,simz=5")
+    with pytest.raises(ConfigError, match="names no agent"):
+        parse_spec("mcts:")
