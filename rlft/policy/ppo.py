@@ -65,8 +65,8 @@ def kl_to_reference(dist: Distribution, ref: Distribution | torch.distributions.
     q = ref.distribution if isinstance(ref, Distribution) else ref
     if isinstance(p, torch.distributions.Categorical):  # torch keeps Categorical logits normalised
         return _log_prob_kl(p.logits, q.logits)  # type: ignore[arg-type, union-attr]
-    kl = torch.distributions.kl_divergence(p, q)  # type: ignore[arg-type]
-    return kl.sum(-1) if kl.dim() > 1 else kl
+    # SB3's Gaussian is (batch, action dims) of independent Normals: their KLs add up
+    return torch.distributions.kl_divergence(p, q).sum(-1)  # type: ignore[arg-type]
 
 
 def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
