@@ -37,7 +37,8 @@ class LLMDataConfig:
     """Generated tasks: sampling seed (added to the stage seed)."""
     system: str = ""
     """Chat models: a system message put before every prompt (the prompt becomes a conversation; a system message
-    the data has is replaced). Empty: none, so the chat template's own default applies (SmolLM2's is a 20-token "You are a helpful AI assistant ...")."""
+    the data has is replaced). Empty: none, so the chat template's own default applies (SmolLM2's is a 20-token
+    "You are a helpful AI assistant ...")."""
     op: Literal["+", "-", "+-"] = "+"
     """Generated tasks: `+` (sums), `-` (differences, may be negative) or `+-` (each example one or the other)."""
     prompt_template: str = "{a}{op}{b}="
