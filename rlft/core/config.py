@@ -275,20 +275,25 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def set_dotted_key(data: dict[str, Any], key: str, value: Any, what: str) -> None:
+    """Set ``a.b.c`` in a nested dict (in place), creating missing sections; ``what`` names the source in errors."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{what}: '{part}' in '{key}' is not a config section.")
+        node = child
+    node[parts[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str], origins: Origins | None = None) -> dict[str, Any]:
     """Write ``--set`` overrides into a nested dict (in place) and return it."""
     for text in overrides:
         key, value = parse_override(text)
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"Bad override '--set {text}': '{part}' is not a section.")
-            node = child
-        node[parts[-1]] = value
+        set_dotted_key(data, key, value, f"Bad override '--set {text}'")
         if origins is not None:
             origins.by_key[key] = f"the command line (--set {text})"
     return data

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlft.core.config import apply_overrides
+from rlft.core.config import apply_overrides, set_dotted_key
 from rlft.core.errors import ConfigError, RlftError
 from rlft.core.metrics import log
 from rlft.pipeline.config import PipelineConfig, pipeline_from_dict, pipeline_yaml
@@ -122,28 +122,15 @@ def make_pruner(name: str, startup_trials: int = 3, warmup_evals: int = 1) -> An
     raise ConfigError(f"Unknown pruner '{name}': choose one of {', '.join(PRUNERS)}.")
 
 
-def _set_key(data: dict[str, Any], key: str, value: Any, what: str) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{what}: '{part}' in '{key}' is not a config section.")
-        node = child
-    node[parts[-1]] = value
-
-
 def trial_config(base: dict[str, Any], space: Space, params: dict[str, Any], overrides: list[str] | None = None
                  ) -> PipelineConfig:
     """One trial's config, validated: the base config < the space's fixed keys < ``--set`` < the trial's ``params``."""
     data = copy.deepcopy(base)
     for key, value in space.fixed.items():
-        _set_key(data, key, value, space.source)
+        set_dotted_key(data, key, value, space.source)
     apply_overrides(data, overrides or [])
     for key, value in params.items():
-        _set_key(data, key, value, space.source)
+        set_dotted_key(data, key, value, space.source)
     try:
         return pipeline_from_dict(data, source="the tuned config")
     except ConfigError as e:
