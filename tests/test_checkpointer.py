@@ -90,7 +90,8 @@ def test_a_damaged_newest_checkpoint_is_set_aside(tmp_path: Path) -> None:
     for step in (1, 2, 3):
         _write(ckpt, step)
     (ckpt.path(3) / "weights.txt").write_text("garbage")
-    (tmp_path / ".000000003.damaged").mkdir()  # an older set-aside copy is replaced
+    (tmp_path / ".000000003.damaged").mkdir()  # an older set-aside copy (with files in it) is replaced
+    (tmp_path / ".000000003.damaged" / "older.txt").write_text("set aside by an earlier run")
 
     def read(folder: Path) -> None:
         if (folder / "weights.txt").read_text() != str(int(folder.name)):
@@ -98,6 +99,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside(tmp_path: Path) -> None:
 
     assert ckpt.newest_readable(read) == ckpt.path(2)
     assert ckpt.all() == [ckpt.path(1), ckpt.path(2)]
+    assert sorted(f.name for f in (tmp_path / ".000000003.damaged").iterdir()) == ["weights.txt"]
     assert (tmp_path / ".000000003.damaged" / "weights.txt").read_text() == "garbage"
     assert ckpt.newest_readable(read) == ckpt.path(2)  # stable: nothing else is touched
 
@@ -185,16 +187,17 @@ def test_trainer_state_without_optimizer(tmp_path: Path) -> None:
 
 
 def test_optimizer_flattening_keeps_tensors_and_scalars_apart() -> None:
-    state = {"state": {0: {"step": 4, "exp_avg": torch.ones(2)}, 3: {"momentum_buffer": torch.zeros(1, 2)}},
+    # A state name may itself hold dots (optimizers outside torch name their buffers freely).
+    state = {"state": {0: {"step": 4, "exp_avg": torch.ones(2)}, 3: {"momentum.buffer.v2": torch.zeros(1, 2)}},
              "param_groups": [{"lr": 0.1, "params": [0, 3]}]}
     tensors, meta = _flatten_optimizer(state)
-    assert set(tensors) == {"optim.0.exp_avg", "optim.3.momentum_buffer"}
+    assert set(tensors) == {"optim.0.exp_avg", "optim.3.momentum.buffer.v2"}
     assert meta["scalars"] == {"optim.0.step": 4} and meta["param_groups"] == state["param_groups"]
     back = _unflatten_optimizer({**tensors, "rng.torch": torch.zeros(1)}, meta)  # other tensors are ignored
     assert back["param_groups"] == state["param_groups"]
     assert back["state"].keys() == {0, 3} and back["state"][0]["step"] == 4
     assert torch.equal(back["state"][0]["exp_avg"], torch.ones(2))
-    assert torch.equal(back["state"][3]["momentum_buffer"], torch.zeros(1, 2))
+    assert torch.equal(back["state"][3]["momentum.buffer.v2"], torch.zeros(1, 2))
 
 
 def test_damaged_trainer_state_is_a_checkpoint_error(tmp_path: Path) -> None:

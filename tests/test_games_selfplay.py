@@ -162,6 +162,16 @@ def test_pfsp_leans_toward_opponents_the_learner_loses_to() -> None:
     assert counts["hard"] > counts["even"] > counts["easy"] > 0
     w = pool.weights(pool.snapshots)
     assert w[2] / w[0] > 5
+    # The draws follow the PFSP weights themselves (3,000 draws: a standard error under 0.01).
+    assert np.allclose([counts[k] / 3000 for k in ("easy", "even", "hard")], w, atol=0.03)
+
+
+def test_pfsp_weights_by_hand() -> None:
+    """(1 - win rate) ** power + floor, normalised; win rate = (score + 1) / (games + 2)."""
+    pool = OpponentPool(SelfPlayConfig(opponents=[], pfsp_power=2.0, pfsp_floor=0.1))
+    pool.entries = [PoolEntry("a", None, False, score=3.0, games=4.0), PoolEntry("b", None, False)]
+    raw = [(1 - 4 / 6) ** 2 + 0.1, (1 - 0.5) ** 2 + 0.1]
+    assert np.allclose(pool.weights(pool.entries), np.array(raw) / sum(raw))
 
 
 def test_self_play_fraction_splits_fixed_and_snapshots() -> None:

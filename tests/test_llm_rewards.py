@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from llm_helpers import tiny_llm  # noqa: F401  (session fixture)
 
 from conftest import PLUGINS
 from rlft.core.errors import PluginError
@@ -14,6 +17,7 @@ from rlft.llm.rewards import (
     combined_reward,
     exact_match,
     length_penalty,
+    load_reward_model,
     regex_match,
     resolve_reward,
 )
@@ -98,3 +102,29 @@ def test_reward_spec_needs_fn_or_model() -> None:
         pipeline_from_dict({"rl": {"rewards": [{"weight": 1.0}]}})
     with pytest.raises(ConfigError, match="divisible by rl.num_generations"):
         pipeline_from_dict({"rl": {"batch_size": 10, "num_generations": 4}})
+
+
+def test_a_causal_lm_folder_loads_as_a_one_output_reward_model(tiny_llm: Path, tmp_path: Path) -> None:  # noqa: F811
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model, tok = load_reward_model(str(tiny_llm))
+    assert model.config.num_labels == 1 and tok.padding_side == "right"  # TRL scores the last non-pad token
+    assert tok.pad_token_id is not None and model.config.pad_token_id == tok.pad_token_id
+    batch = tok(["1+2=3", "40+4=44"], return_tensors="pt", padding=True)
+    assert model(**batch).logits.shape == (2, 1)  # one score per sequence
+    # A tokenizer without a pad token pads with its end-of-sequence token.
+    no_pad = tmp_path / "no_pad"
+    shutil.copytree(tiny_llm, no_pad)
+    plain = AutoTokenizer.from_pretrained(no_pad)
+    plain.pad_token = None
+    plain.save_pretrained(no_pad)
+    assert AutoTokenizer.from_pretrained(no_pad).pad_token is None
+    model, tok = load_reward_model(str(no_pad))
+    assert tok.pad_token == tok.eos_token is not None and model.config.pad_token_id == tok.eos_token_id
+
+
+def test_a_missing_reward_model_is_a_plugin_error(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="reward model"):
+        load_reward_model(str(tmp_path / "nowhere"))

@@ -19,9 +19,9 @@ from rlft.policy.games.selfplay import make_self_play_env, self_play_kwargs
 from rlft.policy.stages.finetune import FinetuneConfig, FinetuneRunner
 
 
-def trained(pool_size: int, last_snapshot: int = -1) -> FinetuneRunner:
-    """320 steps of self-play PPO in rollouts of 64 (they start at steps 0, 64, 128, 192, 256), snapshot_every 128."""
-    cfg = from_dict(FinetuneConfig, {"total_timesteps": 320, "n_envs": 2, "n_steps": 32, "batch_size": 64,
+def trained(pool_size: int, last_snapshot: int = -1, total: int = 320) -> FinetuneRunner:
+    """``total`` steps of self-play PPO in rollouts of 64 (starting at steps 0, 64, 128, ...), snapshot_every 128."""
+    cfg = from_dict(FinetuneConfig, {"total_timesteps": total, "n_envs": 2, "n_steps": 32, "batch_size": 64,
                                      "n_epochs": 1, "eval_every": 0,
                                      "self_play": {"opponents": ["random"], "pool_size": pool_size,
                                                    "snapshot_every": 128}})
@@ -45,6 +45,10 @@ def test_snapshots_follow_the_schedule(pool_size: int, expected: list[str]) -> N
     runner = trained(pool_size)
     assert snapshots(runner) == expected
     assert runner.last_snapshot == (256 if pool_size else -1)
+
+
+def test_a_pool_of_one_gets_its_first_snapshot_at_the_start() -> None:
+    assert snapshots(trained(1, total=64)) == ["snapshot@0"]
 
 
 def test_a_resumed_schedule_continues_from_the_last_snapshot() -> None:

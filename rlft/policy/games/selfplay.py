@@ -2,7 +2,8 @@
 
 The learner sees its own seat (observation planes, ``action_masks()`` for MaskablePPO) and the opponent's moves
 happen inside ``step``. Seats alternate every episode, and the reward is what PettingZoo gives the learner's seat in
-AEC order (summed over the learner's move and the opponent's replies). An illegal learner action raises
+AEC order (summed over the learner's move and the opponent's replies). A game the env cuts short (its truncation, a
+move limit) ends the episode as truncated, one that ends by the rules as terminated. An illegal learner action raises
 :class:`~rlft.core.errors.IllegalActionError`: MaskablePPO never samples one, so one reaching the env is a bug.
 """
 
@@ -131,7 +132,9 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         if done:
             self.pool.record(self.opponent.key, outcome(reward))
             info["result"] = outcome(reward)
-        return self._observe(), reward, done, False, info
+        # A game cut short by the env (a move limit) is truncated, not ended: PPO bootstraps its value.
+        truncated = done and not self.env.terminations[self.learner]
+        return self._observe(), reward, done and not truncated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """Legal actions of the learner now (sb3-contrib's MaskablePPO convention)."""
