@@ -83,6 +83,10 @@ def test_adopt_moves_a_finished_folder_into_place(tmp_path: Path) -> None:
     other.mkdir()
     ckpt.adopt(other, 7)
     assert [ckpt.step_of(p) for p in ckpt.all()] == [2, 7]  # adopting prunes too
+    fresh = Checkpointer(tmp_path / "new" / "nested" / "stage")  # adopting into a stage that has no folder yet
+    third = tmp_path / "staging" / "checkpoint-1"
+    third.mkdir()
+    assert fresh.adopt(third, 1) == fresh.path(1) and fresh.path(1).is_dir()
 
 
 def test_a_damaged_newest_checkpoint_is_set_aside(tmp_path: Path) -> None:
@@ -203,5 +207,9 @@ def test_optimizer_flattening_keeps_tensors_and_scalars_apart() -> None:
 def test_damaged_trainer_state_is_a_checkpoint_error(tmp_path: Path) -> None:
     save_trainer_state(tmp_path, None, {"step": 1})
     (tmp_path / "trainer_state.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="trainer state"):  # the message names what is damaged
+        load_trainer_state(tmp_path)
+    save_trainer_state(tmp_path, None, {"step": 1})
+    (tmp_path / "trainer_state.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="trainer state"):
         load_trainer_state(tmp_path)

@@ -30,6 +30,8 @@ def test_play_move_names_each_kind_and_the_movers_return() -> None:
     assert play_move(P, None) == ("unparsable", 0.0)
     for bad in (0, 2, 9, -1):  # occupied, occupied, off the board, negative (would index the mask from the end)
         assert play_move(P, bad)[0] == "illegal"
+    empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
+    assert play_move(empty, 0)[0] in ("win", "draw", "loss")  # the first square is a legal move
     assert play_move(P, 8, opponent="perfect") == ("win", 1.0)
     assert play_move(P, 1, opponent="perfect", rollout="perfect") == ("loss", -1.0)
     # The second seat to move: the replayed history is split between the seats the other way round.
@@ -87,3 +89,18 @@ def test_completions_of_one_prompt_share_random_numbers_and_steps_and_seeds_chan
     assert len({r[0] for r in by_step}) > 1  # the step enters the random numbers
     assert by_step == [batch(s) for s in range(8)]  # and only the step and seed do: a second call repeats the first
     assert [batch(s, seed=1) for s in range(8)] != by_step
+
+
+def test_the_scripted_prefix_hands_over_with_the_callers_mode() -> None:
+    from rlft.bridges.game_text.reward import ScriptedThen
+
+    asked: list[bool] = []
+
+    class Then:
+        def act(self, observation: object, action_mask: object = None, deterministic: bool = True) -> int:
+            asked.append(deterministic)
+            return 7
+
+    agent = ScriptedThen([3, 4], Then())
+    assert [agent.act(None), agent.act(None), agent.act(None, deterministic=False), agent.act(None)] == [3, 4, 7, 7]
+    assert asked == [False, True]

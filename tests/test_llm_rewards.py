@@ -128,3 +128,19 @@ def test_a_causal_lm_folder_loads_as_a_one_output_reward_model(tiny_llm: Path, t
 def test_a_missing_reward_model_is_a_plugin_error(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="reward model"):
         load_reward_model(str(tmp_path / "nowhere"))
+
+
+def test_reward_models_are_left_to_the_trainer_in_the_combined_reward() -> None:
+    import torch
+
+    model = torch.nn.Linear(1, 1)  # stands where a reward model sits in TRL's reward_funcs: callable, has forward
+    total = combined_reward([model, exact_match], [1.0, 2.0], PROMPTS, COMPLETIONS, answer=ANSWERS)
+    assert total == [2.0, 2.0, 0.0]  # the function after the model still counts; the model is not called
+
+
+def test_an_unknown_reward_function_is_a_plugin_error_naming_the_kind() -> None:
+    from rlft.llm.rewards import reward_function
+
+    with pytest.raises(PluginError, match="reward function"):
+        reward_function(RewardSpec(fn="no_such_reward"))
+    assert reward_function(RewardSpec(fn="exact_match")) is exact_match
