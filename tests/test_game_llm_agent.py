@@ -155,3 +155,34 @@ def test_play_games_without_a_game_reward_is_a_clear_error() -> None:
     ctx: Any = SimpleNamespace(config=cfg, name="rl", seed=0)
     with pytest.raises(ConfigError, match="game_outcome"):
         with_played_positions(ctx, None, None, None)
+
+
+def test_played_positions_alternate_seats_and_greedy_pairs_of_games_reproducibly(untrained: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    """Games alternate the model's seat; games 0-1, 4-5, ... are greedy (as evaluation plays), 2-3, 6-7 sampled;
+    the opponent always plays its deterministic mode; every game has its own seed, the same on every call."""
+    import rlft.bridges.game_text.reward as reward_module
+    from rlft.bridges.game_text.reward import played_positions
+
+    calls: list[tuple[str, bool, bool, int]] = []
+    real = reward_module.play_game
+
+    def spy(game: Any, agents: dict[str, Any], *, seed: int, deterministic: dict[str, bool], **kw: Any) -> Any:
+        (me,) = [seat for seat, a in agents.items() if isinstance(a, GameLLMAgent)]
+        (them,) = [seat for seat in agents if seat != me]
+        calls.append((me, deterministic[me], deterministic[them], seed))
+        return real(game, agents, seed=seed, deterministic=deterministic, **kw)
+
+    monkeypatch.setattr(reward_module, "play_game", spy)
+    agent = _agent(untrained)
+    first = played_positions(agent.model, agent.tokenizer, opponents=["random", "perfect"], games=6, seed=0)
+    seats = [c[0] for c in calls]
+    assert seats == ["player_1", "player_2"] * 6
+    assert [c[1] for c in calls] == [True, True, False, False, True, True] * 2 and all(c[2] for c in calls)
+    assert len({c[3] for c in calls}) == 12  # a seed of its own for each game
+    seeds = [c[3] for c in calls]
+    calls.clear()
+    assert played_positions(agent.model, agent.tokenizer, opponents=["random", "perfect"], games=6, seed=0) == first
+    assert [c[3] for c in calls] == seeds
+    assert {p[-2] for p in first} == {"X", "O"}  # positions of both seats to move: the model sat first and second

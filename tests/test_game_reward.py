@@ -104,3 +104,12 @@ def test_the_scripted_prefix_hands_over_with_the_callers_mode() -> None:
     agent = ScriptedThen([3, 4], Then())
     assert [agent.act(None), agent.act(None), agent.act(None, deterministic=False), agent.act(None)] == [3, 4, 7, 7]
     assert asked == [False, True]
+
+
+def test_each_env_keeps_its_own_game_and_view() -> None:
+    c4 = text_view(resolve_env("connect_four"))
+    empty = c4.prompt(np.zeros((6, 7, 2), dtype=np.int8), np.ones(7, dtype=bool))
+    assert game_outcome([P], ["8"], env="tictactoe", play_out=False) == [1.0]
+    assert game_outcome([empty, empty], [c4.move_text(3), c4.move_text(7)], env="connect_four",
+                        play_out=False) == [0.0, -2.0]  # the centre column is legal, an eighth column is not
+    assert game_outcome([P], ["8"], env="tictactoe", play_out=False) == [1.0]
