@@ -144,3 +144,40 @@ def test_an_unknown_reward_function_is_a_plugin_error_naming_the_kind() -> None:
     with pytest.raises(PluginError, match="reward function"):
         reward_function(RewardSpec(fn="no_such_reward"))
     assert reward_function(RewardSpec(fn="exact_match")) is exact_match
+
+
+def test_a_reward_from_an_installed_package_resolves_by_its_entry_point_name(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from rlft.llm.rewards import reward_function
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(__file__).parent / "stage_pkg", site, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.syspath_prepend(str(site))
+    fn = resolve_reward(RewardSpec(fn="shouting"))
+    assert fn.__name__ == "shouting" and fn(PROMPTS, ["YES", "no", "OK"]) == [1.0, 0.0, 1.0]
+    assert reward_function(RewardSpec(fn="shouting")).__module__ == "rlft_test_stage_pkg"
+
+
+def test_conversational_completions_and_a_completion_column_score_like_plain_text() -> None:
+    chat = [[{"role": "assistant", "content": c}] for c in COMPLETIONS]
+    assert exact_match(PROMPTS, chat, answer=ANSWERS) == [1.0, 1.0, 0.0]
+    two_parts = [[{"role": "assistant", "content": "1"}, {"role": "assistant", "content": "1"}]]
+    assert exact_match(PROMPTS[:1], two_parts, answer=["11"]) == [1.0]  # the parts are joined without a separator
+    assert exact_match(PROMPTS[:1], [[{"role": "assistant"}, "not a message"]], answer=[""]) == [1.0]  # no content
+    assert exact_match(PROMPTS, COMPLETIONS, completion=["3", "0", "11"]) == [1.0, 0.0, 1.0]  # TRL's column name
+
+
+def test_names_of_plugin_functions_and_of_three_terms_of_one_function() -> None:
+    assert resolve_reward(RewardSpec(fn="rlft.llm.rewards:regex_match")).__name__ == "regex_match"
+    funcs, _, _ = build_rewards([RewardSpec(fn="length_penalty")] * 3)
+    assert [f.__name__ for f in funcs] == ["length_penalty", "length_penalty_2", "length_penalty_3"]
+
+
+def test_a_reward_model_term_comes_with_its_tokenizer(tiny_llm: Path) -> None:  # noqa: F811
+    funcs, weights, tokenizers = build_rewards([RewardSpec(model=str(tiny_llm), weight=0.5),
+                                                RewardSpec(fn="exact_match")])
+    assert hasattr(funcs[0], "forward") and funcs[0].config.num_labels == 1 and funcs[1].__name__ == "exact_match"
+    assert tokenizers[0] is not None and tokenizers[0].padding_side == "right" and tokenizers[1] is None
+    assert weights == [0.5, 1.0]

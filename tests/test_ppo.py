@@ -94,10 +94,19 @@ def test_kl_coefficient_during_training_follows_the_schedule_forward(kind: str, 
     assert model.current_kl_coef() == 0.0  # no reference: no penalty
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-features", "separate-features"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_evaluate_with_distribution_matches_sb3(masked: bool) -> None:
+def test_evaluate_with_distribution_matches_sb3(masked: bool, shared: bool) -> None:
     space = gym.spaces.Box(-1, 1, (4,))
-    policy = build_policy(PolicySpec(), space, gym.spaces.Discrete(3), masked=masked)
+    if shared:
+        policy = build_policy(PolicySpec(), space, gym.spaces.Discrete(3), masked=masked)
+    else:  # actor and critic with their own feature extractors (SB3's share_features_extractor=False)
+        from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+        from stable_baselines3.common.policies import ActorCriticPolicy
+
+        cls = MaskableActorCriticPolicy if masked else ActorCriticPolicy
+        policy = cls(space, gym.spaces.Discrete(3), lambda _: 1e-3, share_features_extractor=False)
+        assert not policy.share_features_extractor
     obs = torch.randn(8, 4)
     actions = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
     masks = torch.tensor([[1, 1, 0]] * 8, dtype=torch.bool) if masked else None
@@ -221,3 +230,14 @@ def test_the_kl_term_adds_exactly_its_own_gradient_to_one_update() -> None:
             continue
         torch.testing.assert_close(moved_kl[name] - moved_0[name], -lr * coef * grad, rtol=1e-4, atol=1e-6)
     assert any(g is not None and g.abs().sum() > 0 for g in grads.values())  # the term really moves the actor
+
+
+def test_the_reference_distribution_is_masked_like_the_learners() -> None:
+    from rlft.policy.ppo import reference_distribution
+
+    policy = build_policy(PolicySpec(), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(3), masked=True)
+    obs = torch.randn(5, 4)
+    masks = torch.tensor([[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]], dtype=torch.bool)
+    probs = reference_distribution(policy, obs, masks).distribution.probs  # type: ignore[attr-defined]
+    assert torch.all(probs[~masks] == 0) and torch.allclose(probs.sum(-1), torch.ones(5))
+    assert torch.all(reference_distribution(policy, obs, None).distribution.probs > 0)  # type: ignore[attr-defined]

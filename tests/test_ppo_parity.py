@@ -55,7 +55,10 @@ class MaskedChoice(gym.Env):
 # name -> (SB3 class, rlft class, env factory, extra hyper-parameters, target_kl that triggers early stopping)
 CASES: dict[str, tuple[type, type, Callable[[], gym.Env], dict[str, Any], float]] = {
     "cartpole": (PPO, RlftPPO, lambda: gym.make("CartPole-v1"), {"learning_rate": 3e-3}, 0.002),
-    "pendulum": (PPO, RlftPPO, lambda: gym.make("Pendulum-v1"), {"learning_rate": 3e-3, "clip_range_vf": 0.2}, 0.002),
+    # Pendulum: clip ranges given as schedules of the progress remaining (SB3 accepts a number or a schedule).
+    "pendulum": (PPO, RlftPPO, lambda: gym.make("Pendulum-v1"),
+                 {"learning_rate": 3e-3, "clip_range": lambda p: 0.1 + 0.1 * p, "clip_range_vf": lambda p: 0.1 + p},
+                 0.002),
     "masked": (MaskablePPO, RlftMaskablePPO, MaskedChoice, {"learning_rate": 3e-3}, 0.002),
 }
 

@@ -108,3 +108,17 @@ def test_finetune_stage_respects_tuning_mode(mode: str, tmp_path: Path) -> None:
     after = runner.model.policy.state_dict()
     assert frozen and all(torch.equal(after[k], v) for k, v in frozen.items())
     assert runner.param_counts["trainable_params"] < runner.param_counts["total_params"]
+
+
+def test_lora_settings_reach_the_adapters() -> None:
+    """alpha / r scales each adapter's output (PEFT's ``scaling``), and the dropout is the configured one."""
+    from peft.tuners.lora import LoraLayer
+
+    policy = _policy()
+    apply_tuning(policy, TuningConfig(mode="lora", lora_r=4, lora_alpha=12.0, lora_dropout=0.25),
+                 layer_groups(policy), head_modules(policy))
+    layers = [m for m in policy.modules() if isinstance(m, LoraLayer)]
+    assert len(layers) == 4  # two hidden layers in the actor and in the critic
+    for layer in layers:
+        assert layer.r["default"] == 4 and layer.scaling["default"] == pytest.approx(12.0 / 4)
+        assert layer.lora_dropout["default"].p == 0.25

@@ -38,3 +38,8 @@ def run(ctx: rlft.StageContext[CountWordsConfig]) -> rlft.StageResult:
 
 
 STAGE = rlft.Stage(config=CountWordsConfig, run=run, summary="count the words of a text (an example plugin stage)")
+
+
+def shouting(prompts: list[str], completions: list[str], **_: object) -> list[float | None]:
+    """A reward plugin from the same package (entry point group ``rlft.rewards``): 1 for an all-caps completion."""
+    return [1.0 if c.isupper() else 0.0 for c in completions]
