@@ -208,3 +208,34 @@ def test_minibatches_are_sb3s(case: str) -> None:
     callback = _CompareMinibatches()
     model.learn(N_STEPS * N_ENVS, callback=callback)
     assert callback.checked == 1
+
+
+# Hyper-parameters that take other branches of the update (entropy bonus, no advantage normalisation, a last
+# minibatch of 2 or of 1, which SB3's PPO does not normalise).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "entropy-no-normalisation": {"ent_coef": 0.05, "normalize_advantage": False},
+    "last-minibatch-of-2": {"batch_size": 42},
+    "last-minibatch-of-1": {"batch_size": 127},
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_negligible_kl_coef_takes_the_kl_path_and_is_still_sb3(case: str, variant: str) -> None:
+    """``kl_coef = 1e-30`` sends every update through the KL path (the reference cache, rlft's minibatches, the one
+    forward pass for the loss and the distribution) while adding nothing float32 can hold to the loss or its
+    gradient: the parameters and the logs must still be SB3's, bit for bit."""
+    if case == "masked" and variant.startswith("last-minibatch"):
+        pytest.skip("MaskablePPO normalises a minibatch of one too (to NaN); nothing to compare")
+    reference = _learn_nothing(case, seed=1).policy
+    ours, our_logs = _learn(case, rlft=True, kl_coef=1e-30, reference=reference, **VARIANTS[variant])
+    theirs, their_logs = _learn(case, rlft=False, **VARIANTS[variant])
+    ours_sd, theirs_sd = ours.policy.state_dict(), theirs.policy.state_dict()
+    for name, value in theirs_sd.items():
+        assert torch.equal(ours_sd[name], value), name
+    assert _optimizer_steps(ours) == _optimizer_steps(theirs)
+    for mine, sb3 in zip(our_logs, their_logs, strict=True):
+        assert mine["train/kl_ref"] > 0  # the penalty was computed
+        for key, value in sb3.items():
+            assert mine[key] == value, key
