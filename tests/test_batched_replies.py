@@ -53,3 +53,47 @@ def test_game_hooks_batch_in_process_envs_only() -> None:
     hooks = GameHooks(resolve_env("connect_four"), {})
     v = venv(2)
     assert isinstance(hooks.vectorised(v), BatchedReplies)
+
+
+def test_position_after_offers_only_network_replies_to_legal_non_final_moves() -> None:
+    from rlft.core.envs import resolve_env as resolve
+    from rlft.envs.game_state import TicTacToeState
+    from rlft.policy.envs import make_gym_env
+    from rlft.policy.games.selfplay import SelfPlayEnv
+
+    def env(opponents: list[str], pool_size: int) -> SelfPlayEnv:
+        cfg = SelfPlayConfig(opponents=opponents, pool_size=pool_size, self_play_fraction=1.0,
+                             snapshot_deterministic=True)
+        adapter = functools.partial(make_self_play_env, adapter_kwargs=self_play_kwargs(cfg, 0))
+        made = make_gym_env(resolve("tictactoe"), {}, adapter)
+        assert isinstance(made, SelfPlayEnv)
+        return made
+
+    spec = PolicySpec(arch="mlp", net_arch=[8])
+    learner = env([], 1)
+    torch.manual_seed(0)
+    policy = build_policy(spec, learner.observation_space, learner.action_space, masked=True)
+    learner.add_snapshot(snapshot_payload(policy, spec, True, "snap"))
+    planes, _ = learner.reset(seed=0)  # the learner moves first on an empty board
+    after = learner.position_after(0)
+    assert isinstance(after, TicTacToeState)
+    np.testing.assert_array_equal(after.observation(), TicTacToeState.from_observation(planes).play(0).observation())
+    assert learner.position_after(9) is None and learner.position_after(-1) is None  # not a move
+    before, *_ = learner.step(0)
+    assert learner.position_after(0) is None  # occupied now
+    # The reply that was queued is the one played, whatever the network would have chosen (two different replies
+    # from the same position: the network can have chosen at most one of them).
+    free = [a for a in range(9) if learner.action_masks()[a]]
+    move = free[0]
+    for reply in (free[-1], free[-2]):
+        learner._episode = 0
+        learner.reset(seed=0)
+        before, *_ = learner.step(0)
+        learner.queue_reply(reply)
+        obs, *_ = learner.step(move)
+        expected = TicTacToeState.from_observation(before).play(move).play(reply)  # back to the learner's side
+        np.testing.assert_array_equal(np.asarray(obs), expected.observation())
+    # A fixed scripted opponent is not a network: nothing to batch.
+    scripted = env(["random"], 0)
+    scripted.reset(seed=0)
+    assert scripted.position_after(0) is None

@@ -53,9 +53,9 @@ def test_only_complete_checkpoints_count(tmp_path: Path) -> None:
     assert ckpt.latest() == ckpt.path(1)
 
 
-@pytest.mark.parametrize("keep, left", [(1, [5]), (2, [4, 5]), (0, [1, 2, 3, 4, 5])])
-def test_write_keeps_the_newest(tmp_path: Path, keep: int, left: list[int]) -> None:
-    ckpt = Checkpointer(tmp_path, keep=keep)
+@pytest.mark.parametrize("keep, left", [(1, [5]), (2, [4, 5]), (0, [1, 2, 3, 4, 5]), (None, [4, 5])])
+def test_write_keeps_the_newest(tmp_path: Path, keep: int | None, left: list[int]) -> None:
+    ckpt = Checkpointer(tmp_path) if keep is None else Checkpointer(tmp_path, keep=keep)  # None: the default, 2
     for step in range(1, 6):
         _write(ckpt, step)
     assert [ckpt.step_of(p) for p in ckpt.all()] == left

@@ -66,6 +66,8 @@ def test_gaussian_kl_by_hand() -> None:
 
 def test_kl_schedules() -> None:
     assert kl_schedule("constant", 0.2)(0.7) == pytest.approx(0.2)
+    assert kl_schedule("linear", 0.2)(1.0) == 0.0  # by default the linear schedule ends at 0
+    assert kl_schedule("exponential", 0.2)(0.25) == pytest.approx(0.1)  # and the exponential halves every quarter
     assert kl_schedule("linear", 0.2, 0.0)(0.5) == pytest.approx(0.1)
     assert kl_schedule("exponential", 0.2, half_life=0.25)(0.5) == pytest.approx(0.05)
 
@@ -241,3 +243,30 @@ def test_the_reference_distribution_is_masked_like_the_learners() -> None:
     probs = reference_distribution(policy, obs, masks).distribution.probs  # type: ignore[attr-defined]
     assert torch.all(probs[~masks] == 0) and torch.allclose(probs.sum(-1), torch.ones(5))
     assert torch.all(reference_distribution(policy, obs, None).distribution.probs > 0)  # type: ignore[attr-defined]
+
+
+def test_without_kl_settings_or_a_reference_rlft_ppo_is_plain_ppo() -> None:
+    """The defaults: no KL penalty; a penalty configured but no reference set is no penalty either; and the linear
+    schedule's default end point is 0. The reference set is a frozen copy."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlft.policy.ppo import RlftPPO
+
+    env = make_vec_env("CartPole-v1", 1, seed=0)
+    plain = RlftPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu")
+    assert plain.ref_policy is None and plain.current_kl_coef() == 0.0
+    plain.set_reference(plain.policy)
+    assert plain.current_kl_coef() == 0.0  # kl_coef defaults to 0
+    assert plain.ref_policy is not plain.policy and not any(p.requires_grad for p in plain.ref_policy.parameters())
+    unset = RlftPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", kl_coef=0.5)
+    assert unset.current_kl_coef() == 0.0  # no reference: nothing to be near
+    unset.learn(16)  # and an update runs as plain PPO
+    decaying = RlftPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", kl_coef=0.5, kl_decay="linear")
+    decaying.set_reference(decaying.policy)
+    decaying._current_progress_remaining = 0.0
+    assert decaying.current_kl_coef() == 0.0
+    halving = RlftPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", kl_coef=0.5,
+                      kl_decay="exponential")
+    halving.set_reference(halving.policy)
+    halving._current_progress_remaining = 0.75
+    assert halving.current_kl_coef() == pytest.approx(0.25)  # the default half-life is a quarter of training

@@ -122,3 +122,30 @@ def test_lora_settings_reach_the_adapters() -> None:
     for layer in layers:
         assert layer.r["default"] == 4 and layer.scaling["default"] == pytest.approx(12.0 / 4)
         assert layer.lora_dropout["default"].p == 0.25
+
+
+def test_full_mode_unfreezes_what_was_frozen_and_lora_is_not_injected_twice() -> None:
+    policy = _policy()
+    apply_tuning(policy, TuningConfig(mode="freeze", trainable_layers=0), layer_groups(policy), head_modules(policy))
+    assert not all(p.requires_grad for p in policy.parameters())
+    counts = apply_tuning(policy, TuningConfig(mode="full"), layer_groups(policy), head_modules(policy))
+    assert all(p.requires_grad for p in policy.parameters()) and counts["trainable_params"] == counts["total_params"]
+    lora = _policy()
+    first = apply_tuning(lora, TuningConfig(mode="lora", lora_r=4), layer_groups(lora), head_modules(lora))
+    again = apply_tuning(lora, TuningConfig(mode="lora", lora_r=4), layer_groups(lora), head_modules(lora))
+    assert again == first  # a resumed stage applies its tuning to a model that already has its adapters
+
+
+@pytest.mark.parametrize("mode", ["freeze", "lora"])
+def test_a_gaussian_policys_log_std_trains_with_the_head(mode: str) -> None:
+    torch.manual_seed(0)
+    policy = build_policy(PolicySpec(net_arch=[16]), OBS_SPACE, gym.spaces.Box(-1, 1, (2,)))
+    apply_tuning(policy, TuningConfig(mode=mode, trainable_layers=0), layer_groups(policy), head_modules(policy))
+    assert policy.log_std.requires_grad  # type: ignore[union-attr]
+
+
+def test_lora_leaves_grouped_convolutions_out() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, groups=4), torch.nn.Conv2d(4, 8, 1), torch.nn.Linear(8, 2))
+    apply_tuning(net, TuningConfig(mode="lora", lora_r=2), [[net[0], net[1]]], [net[2]])
+    names = {n for n, _ in net.named_parameters() if "lora_" in n}
+    assert names and all(n.startswith("1.") for n in names)  # only the 1x1 convolution got an adapter

@@ -110,7 +110,7 @@ def apply_tuning(
         for module in [m for g in keep for m in g] + heads:
             for p in module.parameters():
                 p.requires_grad_(True)
-        _train_free_parameters(model, groups, heads)
+        _train_free_parameters(model)
     elif cfg.mode == "lora":
         if lora_info(model) is None:
             trunk = [m for g in groups for m in g]
@@ -125,12 +125,12 @@ def apply_tuning(
         for module in heads:
             for p in module.parameters():
                 p.requires_grad_(True)
-        _train_free_parameters(model, groups, heads)
+        _train_free_parameters(model)
     trainable, total = count_parameters(model)
     return {"trainable_params": trainable, "total_params": total}
 
 
-def _train_free_parameters(model: nn.Module, groups: list[list[nn.Module]], heads: list[nn.Module]) -> None:
+def _train_free_parameters(model: nn.Module) -> None:
     """Parameters registered directly on the model (e.g. a Gaussian policy's ``log_std``) belong to the head."""
     for name, p in model.named_parameters(recurse=False):
         if "lora_" not in name:
