@@ -93,6 +93,18 @@ def test_position_after_offers_only_network_replies_to_legal_non_final_moves() -
         obs, *_ = learner.step(move)
         expected = TicTacToeState.from_observation(before).play(move).play(reply)  # back to the learner's side
         np.testing.assert_array_equal(np.asarray(obs), expected.observation())
+    # A move that ends the game has no reply to batch.
+    learner._planes = TicTacToeState(0b000000011, 0b000011000).observation()  # mine: 0, 1; theirs: 3, 4
+    learner._mask = TicTacToeState(0b000000011, 0b000011000).legal_mask()
+    assert learner.position_after(2) is None and learner.position_after(8) is not None
+    # An env without a game state offers nothing to batch either.
+    from rlft.core.envs import EnvPlugin
+
+    plain = SelfPlayEnv(EnvPlugin("tictactoe", "rlft.envs.tictactoe:make_env"), resolve("tictactoe").make(),
+                        SelfPlayConfig(opponents=[], pool_size=1))
+    plain.add_snapshot(snapshot_payload(policy, spec, True, "snap"))
+    plain.reset(seed=0)
+    assert plain._state_cls is None and plain.position_after(0) is None
     # A fixed scripted opponent is not a network: nothing to batch.
     scripted = env(["random"], 0)
     scripted.reset(seed=0)

@@ -207,9 +207,9 @@ def test_optimizer_flattening_keeps_tensors_and_scalars_apart() -> None:
 def test_damaged_trainer_state_is_a_checkpoint_error(tmp_path: Path) -> None:
     save_trainer_state(tmp_path, None, {"step": 1})
     (tmp_path / "trainer_state.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(CheckpointError, match="trainer state"):  # the message names what is damaged
+    with pytest.raises(CheckpointError, match=r"\btrainer state\b"):  # the message names what is damaged
         load_trainer_state(tmp_path)
     save_trainer_state(tmp_path, None, {"step": 1})
     (tmp_path / "trainer_state.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="trainer state"):
+    with pytest.raises(CheckpointError, match=r"\btrainer state\b"):
         load_trainer_state(tmp_path)

@@ -141,7 +141,7 @@ def test_reward_models_are_left_to_the_trainer_in_the_combined_reward() -> None:
 def test_an_unknown_reward_function_is_a_plugin_error_naming_the_kind() -> None:
     from rlft.llm.rewards import reward_function
 
-    with pytest.raises(PluginError, match="reward function"):
+    with pytest.raises(PluginError, match=r"\breward function\b"):
         reward_function(RewardSpec(fn="no_such_reward"))
     assert reward_function(RewardSpec(fn="exact_match")) is exact_match
 

@@ -265,6 +265,9 @@ def test_a_pool_without_snapshots_yet_plays_the_random_fallback() -> None:
         assert mask.dtype == np.bool_ and mask.shape == (9,)
     assert kinds == {"random"}
     assert env.moves > 4 * 4  # both seats moved in every game
+    first, again = (make_gym_env(resolve_env("tictactoe"), {}, adapter) for _ in range(2))
+    assert [np.asarray(play_out(first, seed=s)[0]).tobytes() for s in range(4)] == \
+        [np.asarray(play_out(again, seed=s)[0]).tobytes() for s in range(4)]  # the fallback is seeded too
 
 
 def test_a_game_state_class_or_import_string_is_taken_from_the_plugin() -> None:
