@@ -186,3 +186,6 @@ def test_played_positions_alternate_seats_and_greedy_pairs_of_games_reproducibly
     assert played_positions(agent.model, agent.tokenizer, opponents=["random", "perfect"], games=6, seed=0) == first
     assert [c[3] for c in calls] == seeds
     assert {p[-2] for p in first} == {"X", "O"}  # positions of both seats to move: the model sat first and second
+    calls.clear()
+    played_positions(agent.model, agent.tokenizer, games=2, seed=0)  # no opponents given: a random player
+    assert len(calls) == 2

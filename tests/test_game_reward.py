@@ -29,7 +29,7 @@ def _step(n: int) -> SimpleNamespace:
 def test_play_move_names_each_kind_and_the_movers_return() -> None:
     assert play_move(P, None) == ("unparsable", 0.0)
     for bad in (0, 2, 9, -1):  # occupied, occupied, off the board, negative (would index the mask from the end)
-        assert play_move(P, bad)[0] == "illegal"
+        assert play_move(P, bad) == ("illegal", 0.0)
     empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
     assert play_move(empty, 0)[0] in ("win", "draw", "loss")  # the first square is a legal move
     assert play_move(P, 8, opponent="perfect") == ("win", 1.0)
@@ -113,3 +113,20 @@ def test_each_env_keeps_its_own_game_and_view() -> None:
     assert game_outcome([empty, empty], [c4.move_text(3), c4.move_text(7)], env="connect_four",
                         play_out=False) == [0.0, -2.0]  # the centre column is legal, an eighth column is not
     assert game_outcome([P], ["8"], env="tictactoe", play_out=False) == [1.0]
+
+
+def test_the_rollout_setting_reaches_every_play_out() -> None:
+    empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
+    kwargs = {"opponents": ["perfect"], "rollouts": 12}
+    assert game_outcome([empty], ["4"], rollout="perfect", **kwargs) == [0.0]  # perfect play on both sides: draws
+    (random_later,) = game_outcome([empty], ["4"], rollout="random", **kwargs)
+    assert random_later is not None and random_later < 0  # random later moves lose some of the 12 games
+
+
+def test_the_opponent_is_seeded_when_the_rollout_agent_is_another_one() -> None:
+    def rewards() -> list[float | None]:
+        return [game_outcome([P], ["1"], opponents=["random"], rollout="perfect:0.5", rollouts=4,
+                             trainer_state=_step(s))[0] for s in range(8)]
+
+    first = rewards()
+    assert rewards() == first and len(set(first)) > 1
