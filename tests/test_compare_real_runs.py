@@ -85,6 +85,8 @@ def test_compare_shows_each_runs_own_headline(runs: dict[str, Path], tmp_path: P
         assert row["kind"] == label and row["metric"] == f"{stage} {metric}"
         assert row["value"] != "-" and float(row["value"]) == pytest.approx(headline.value, abs=5e-5)
         assert runs[kind].name in printed and label in printed
+        # Every kind of run reports its cost: the process's peak memory (at least the 50 MiB torch alone takes).
+        assert row["peak MiB"] != "-" and float(row["peak MiB"].replace(",", "")) > 50
 
     game = read_results(runs["game"])
     table = game["eval"].details["table"]

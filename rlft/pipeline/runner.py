@@ -24,7 +24,7 @@ from rlft.core import plugins
 from rlft.core.errors import ConfigError, PluginError
 from rlft.core.metrics import log
 from rlft.core.rundir import AtomicDir, RunDir, write_json
-from rlft.core.runtime import resolve_device, seed_everything, set_threads
+from rlft.core.runtime import peak_rss_mb, resolve_device, seed_everything, set_threads
 from rlft.pipeline.artifacts import Artifacts
 from rlft.pipeline.config import PipelineConfig, dump_pipeline, pipeline_yaml
 from rlft.pipeline.context import StageContext
@@ -86,6 +86,8 @@ def _run_stages(cfg: PipelineConfig, run: RunDir, device: str, resume: bool, pro
             raise PluginError(f"The stage '{name}' (kind '{ctx.kind}') returned a {type(result).__name__}; a stage's "
                               "run(ctx) must return an rlft.StageResult.")
         result.seconds = round(time.time() - start, 2)
+        # Every stage's cost for `rlft compare`: the process's peak memory so far, unless the stage measured its own.
+        result.metrics.setdefault("peak_memory_mb", round(peak_rss_mb(), 1))
         result.kind, result.family = ctx.kind, stage.family
         run.mark_done(name, result.to_json())
         artifacts.add(name, result.outputs)
