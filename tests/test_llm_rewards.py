@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,19 @@ def test_a_reward_model_term_comes_with_its_tokenizer(tiny_llm: Path) -> None:  
     assert hasattr(funcs[0], "forward") and funcs[0].config.num_labels == 1 and funcs[1].__name__ == "exact_match"
     assert tokenizers[0] is not None and tokenizers[0].padding_side == "right" and tokenizers[1] is None
     assert weights == [0.5, 1.0]
+
+
+def test_numeric_closeness_orders_wrong_answers_by_distance() -> None:
+    from rlft.llm.rewards import numeric_closeness
+
+    scores = numeric_closeness(PROMPTS * 2, ["3", " 8", "x", "-7 apples", "1.5", "10"], answer=ANSWERS * 2,
+                               scale=10.0)
+    assert scores[0] == 1.0 and scores[5] == 1.0  # exact
+    assert scores[1] == pytest.approx(math.exp(-0.1))  # 8 vs 7: one off
+    assert scores[2] == 0.0  # no number
+    assert scores[3] == pytest.approx(math.exp(-1.0))  # -7 vs 3: the first number, sign included
+    assert scores[4] == pytest.approx(math.exp(-0.55))  # 1.5 vs 7
+    assert numeric_closeness(["q"], ["12"], target=["10"], column="target", scale=1.0) == [pytest.approx(math.exp(-2))]
+    with pytest.raises(PluginError, match="numeric_closeness needs a reference column"):
+        numeric_closeness(PROMPTS, COMPLETIONS)
+    assert resolve_reward(RewardSpec(fn="numeric_closeness"))(["q"], ["4"], answer=["4"]) == [1.0]

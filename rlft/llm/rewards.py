@@ -8,7 +8,8 @@ Every other dataset column arrives as a keyword argument (a list, one value per 
 ``completion_ids`` and ``trainer_state``. ``None`` means "this function does not score this example".
 
 Built-ins: ``exact_match`` (completion equals a dataset column, ``answer`` or ``completion`` by default),
-``regex_match`` (completion matches ``pattern``), ``length_penalty`` (minus the completion length over ``max_chars``).
+``regex_match`` (completion matches ``pattern``), ``length_penalty`` (minus the completion length over ``max_chars``),
+``numeric_closeness`` (how near the completion's number is to the reference: a graded judge for numeric answers).
 Plugins: ``pkg.module:fn`` or ``path/to/file.py:fn`` (resolved by :func:`rlft.core.plugins.resolve`, entry-point group
 ``rlft.rewards``). Every function is wrapped by :class:`CheckedReward`, so one that raises, returns the wrong number
 of values, or returns NaN stops the run with a :class:`RewardError` naming it.
@@ -45,15 +46,36 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def exact_match(prompts: list[Any], completions: list[Any], column: str = "", **columns: Any) -> list[float | None]:
-    """1.0 where the stripped completion equals the reference column (``answer``, else ``completion``), else 0.0."""
+def _reference(fn: str, column: str, columns: dict[str, Any]) -> list[Any]:
+    """The reference column a scoring function compares with (``column``, else ``answer``, else ``completion``)."""
     name = column or next((c for c in ("answer", "completion") if c in columns), "")
     if name not in columns:
-        raise PluginError(f"exact_match needs a reference column: none of {column or 'answer, completion'} is in the "
+        raise PluginError(f"{fn} needs a reference column: none of {column or 'answer, completion'} is in the "
                           f"dataset (columns passed: {sorted(k for k in columns if k not in _TRL_KWARGS)}). "
                           "Set kwargs: {column: <name>} on the reward.")
-    refs = columns[name]
+    return list(columns[name])
+
+
+def exact_match(prompts: list[Any], completions: list[Any], column: str = "", **columns: Any) -> list[float | None]:
+    """1.0 where the stripped completion equals the reference column (``answer``, else ``completion``), else 0.0."""
+    refs = _reference("exact_match", column, columns)
     return [float(completion_text(c).strip() == completion_text(r).strip()) for c, r in zip(completions, refs)]
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def numeric_closeness(prompts: list[Any], completions: list[Any], column: str = "", scale: float = 10.0,
+                      **columns: Any) -> list[float | None]:
+    """``exp(-|x - ref| / scale)`` for the first number ``x`` in the completion (1.0 when exact, 0.0 when there is no
+    number): a graded score for numeric answers, so that two wrong answers are still ordered (a judge for ``label``)."""
+    refs = _reference("numeric_closeness", column, columns)
+    scores: list[float | None] = []
+    for c, r in zip(completions, refs):
+        found = _NUMBER.search(completion_text(c))
+        scores.append(0.0 if found is None else math.exp(-abs(float(found.group()) - float(completion_text(r)))
+                                                         / scale))
+    return scores
 
 
 def regex_match(prompts: list[Any], completions: list[Any], pattern: str = r".+", full: bool = True,
@@ -73,6 +95,7 @@ BUILTIN_REWARDS: dict[str, Any] = {
     "exact_match": exact_match,
     "regex_match": regex_match,
     "length_penalty": length_penalty,
+    "numeric_closeness": numeric_closeness,
     "game_outcome": "rlft.bridges.game_text.reward:game_outcome",  # a move played in a real game env (docs/game_llm.md)
 }
 _TRL_KWARGS = {"completion_ids", "trainer_state", "prompt_ids", "log_extra", "log_metric", "environments"}
