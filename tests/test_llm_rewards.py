@@ -198,3 +198,5 @@ def test_numeric_closeness_orders_wrong_answers_by_distance() -> None:
     with pytest.raises(PluginError, match="numeric_closeness needs a reference column"):
         numeric_closeness(PROMPTS, COMPLETIONS)
     assert resolve_reward(RewardSpec(fn="numeric_closeness"))(["q"], ["4"], answer=["4"]) == [1.0]
+    assert numeric_closeness(["q"], ["8"], answer=["7"]) == [pytest.approx(math.exp(-0.1))]  # default scale 10
+    assert numeric_closeness(["q"], ["5"], completion=["7"]) == [pytest.approx(math.exp(-0.2))]  # TRL's column
