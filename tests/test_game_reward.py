@@ -20,6 +20,7 @@ from rlft.core.envs import resolve_env
 
 P = "X1O|3XO|678 X>"
 Q = "X1O|3X5|678 O>"
+EMPTY = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
 
 
 def _step(n: int) -> SimpleNamespace:
@@ -30,8 +31,7 @@ def test_play_move_names_each_kind_and_the_movers_return() -> None:
     assert play_move(P, None) == ("unparsable", 0.0)
     for bad in (0, 2, 9, -1):  # occupied, occupied, off the board, negative (would index the mask from the end)
         assert play_move(P, bad) == ("illegal", 0.0)
-    empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
-    assert play_move(empty, 0)[0] in ("win", "draw", "loss")  # the first square is a legal move
+    assert play_move(EMPTY, 0)[0] in ("win", "draw", "loss")  # the first square is a legal move
     assert play_move(P, 8, opponent="perfect") == ("win", 1.0)
     assert play_move(P, 1, opponent="perfect", rollout="perfect") == ("loss", -1.0)
     # The second seat to move: the replayed history is split between the seats the other way round.
@@ -40,13 +40,12 @@ def test_play_move_names_each_kind_and_the_movers_return() -> None:
 
 
 def test_rollout_agent_plays_the_llms_later_moves_and_defaults_to_the_opponent() -> None:
-    empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
     seeds = range(12)
     # Centre first, then perfect play on both sides: always a draw (and the same when rollout is the perfect opponent).
-    assert {play_move(empty, 4, opponent="perfect", rollout="perfect", seed=s)[0] for s in seeds} == {"draw"}
-    assert {play_move(empty, 4, opponent="perfect", seed=s)[0] for s in seeds} == {"draw"}
+    assert {play_move(EMPTY, 4, opponent="perfect", rollout="perfect", seed=s)[0] for s in seeds} == {"draw"}
+    assert {play_move(EMPTY, 4, opponent="perfect", seed=s)[0] for s in seeds} == {"draw"}
     # Random later moves against perfect play lose some games and never win one.
-    kinds = [play_move(empty, 4, opponent="perfect", rollout="random", seed=s)[0] for s in seeds]
+    kinds = [play_move(EMPTY, 4, opponent="perfect", rollout="random", seed=s)[0] for s in seeds]
     assert "loss" in kinds and "win" not in kinds
 
 
@@ -116,10 +115,9 @@ def test_each_env_keeps_its_own_game_and_view() -> None:
 
 
 def test_the_rollout_setting_reaches_every_play_out() -> None:
-    empty = text_view(resolve_env("tictactoe")).prompt(np.zeros((3, 3, 2), dtype=np.int8), np.ones(9, dtype=bool))
     kwargs = {"opponents": ["perfect"], "rollouts": 12}
-    assert game_outcome([empty], ["4"], rollout="perfect", **kwargs) == [0.0]  # perfect play on both sides: draws
-    (random_later,) = game_outcome([empty], ["4"], rollout="random", **kwargs)
+    assert game_outcome([EMPTY], ["4"], rollout="perfect", **kwargs) == [0.0]  # perfect play on both sides: draws
+    (random_later,) = game_outcome([EMPTY], ["4"], rollout="random", **kwargs)
     assert random_later is not None and random_later < 0  # random later moves lose some of the 12 games
 
 

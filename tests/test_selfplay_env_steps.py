@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlft.core.envs import resolve_env
+from rlft.core.envs import EnvPlugin, resolve_env
 from rlft.core.errors import IllegalActionError
+from rlft.policy.config import SelfPlayConfig
 from rlft.policy.envs import make_gym_env
 from rlft.policy.games.pool import OpponentPool
 from rlft.policy.games.selfplay import SelfPlayEnv, make_self_play_env
@@ -87,8 +89,6 @@ class Race:
     metadata: dict[str, Any] = {}
 
     def __init__(self, target: int = 100, max_moves: int = 100) -> None:
-        import gymnasium as gym
-
         self.target, self.max_moves = target, max_moves
         self.reset_seeds: list[int | None] = []
         self._obs: Any = gym.spaces.Dict({"observation": gym.spaces.Box(0, 200, (1,), np.float32),
@@ -98,8 +98,6 @@ class Race:
         return self._obs
 
     def action_space(self, agent: str) -> Any:
-        import gymnasium as gym
-
         return gym.spaces.Discrete(2)
 
     def reset(self, seed: int | None = None, options: Any = None) -> None:
@@ -145,8 +143,6 @@ class Recorder:
 
 
 def race(game: Race, opponent: Any = None, deterministic: bool = True) -> SelfPlayEnv:
-    from rlft.core.envs import EnvPlugin
-    from rlft.policy.config import SelfPlayConfig
     from rlft.policy.games.pool import PoolEntry
 
     env = SelfPlayEnv(EnvPlugin("race", Race), game, SelfPlayConfig(opponents=[], pool_size=0))
@@ -209,11 +205,7 @@ def test_the_opponent_plays_as_its_pool_entry_says(deterministic: bool) -> None:
 
 
 def test_a_game_without_masked_dict_observations_is_a_plugin_error() -> None:
-    import gymnasium as gym
-
-    from rlft.core.envs import EnvPlugin
     from rlft.core.errors import PluginError
-    from rlft.policy.config import SelfPlayConfig
 
     for space in (gym.spaces.Box(0, 1, (3,)), gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, (3,))})):
         game = Race()
@@ -271,8 +263,6 @@ def test_a_pool_without_snapshots_yet_plays_the_random_fallback() -> None:
 
 
 def test_a_game_state_class_or_import_string_is_taken_from_the_plugin() -> None:
-    from rlft.core.envs import EnvPlugin
-    from rlft.policy.config import SelfPlayConfig
 
     class State:
         pass
