@@ -1,5 +1,5 @@
-"""Game subcommands of the ``rlft`` CLI: ``play`` (a human against an agent), ``arena`` (round robin + Elo) and
-``render`` (a GIF of one game).
+"""Game subcommands of the ``rlft`` CLI: ``play`` (a human against an agent), ``arena`` (round robin + Elo; its games
+optionally in Ray actors, ``--ray-actors K``) and ``render`` (a GIF of one game).
 
 Registered by :mod:`rlft.cli.main` through ``register(subparsers)``.
 """
@@ -38,6 +38,7 @@ def _check_flags(args: argparse.Namespace, *names: str) -> None:
 
     known: dict[str, tuple[type, str, str]] = {
         "episodes": (EvalConfig, "episodes", "eval.episodes"), "seed": (PipelineConfig, "seed", "seed"),
+        "ray_actors": (EvalConfig, "ray_actors", "eval.ray_actors"),
         "games": (GameFlags, "games", ""), "fps": (GameFlags, "fps", "")}
     check_count_flags(args, {name: known[name] for name in names})
 
@@ -159,15 +160,16 @@ def cmd_arena(args: argparse.Namespace) -> int:
     import json
 
     from rlft.policy.games.arena import arena
+    from rlft.policy.games.ray_games import RayGames
 
-    _check_flags(args, "episodes", "seed")
+    _check_flags(args, "episodes", "seed", "ray_actors")
     if len(args.agents) < 2:
         raise ConfigError("The arena needs at least two agents.")
     env_spec = _env_of(args.agents[0], args.env)
     plugin = _game(env_spec)
     names = {a: a for a in dict.fromkeys(args.agents)}
     result = arena(plugin, {}, names, args.episodes, seed=args.seed, deterministic=not args.sample,
-                   progress=not args.quiet)
+                   progress=not args.quiet, ray=RayGames(args.ray_actors) if args.ray_actors else None)
     rows = [{"agent": a, "elo": result["elo"][a],
              **{f"vs {b}": ("-" if v is None else v) for b, v in result["win_matrix"][a].items()}}
             for a in sorted(result["players"], key=lambda a: -result["elo"][a])]
@@ -227,6 +229,9 @@ def register(sub: Any) -> None:
     p.add_argument("--episodes", type=int, default=100, help="games per pair (half in each seat)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample", action="store_true", help="policies sample moves instead of playing greedily")
+    p.add_argument("--ray-actors", type=int, default=0, metavar="K",
+                   help="play the games in K Ray actors (RAY_ADDRESS, else a local Ray; needs rlft[ray]), with the "
+                        "same results as in this process (default 0: in this process)")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.set_defaults(func=cmd_arena)
 

@@ -161,18 +161,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlft.core.agent import load_agent
     from rlft.policy.config import EvalConfig
     from rlft.policy.evaluate import evaluate_agent
+    from rlft.policy.games.ray_games import RayGames
 
     check_count_flags(args, {"episodes": (EvalConfig, "episodes", "eval.episodes"),
-                             "seed": (EvalConfig, "seed", "eval.seed")})
+                             "seed": (EvalConfig, "seed", "eval.seed"),
+                             "ray_actors": (EvalConfig, "ray_actors", "eval.ray_actors")})
     setup_logging(args.verbose, args.quiet)
     env_spec, env_kwargs = agent_env(args.agent, args.env)
     env_kwargs.update(parse_kwargs(args.env_kwarg))
-    with plugins.user_given(args.env or ""):
+    with plugins.user_given(args.env or ""):  # the games in Ray actors load the agent under the same rules
         agent = load_agent(args.agent, trust_pickle=args.trust_pickle, env=env_spec)
-    if args.positions:
-        return _eval_positions(agent, args, env_spec)
-    report = evaluate_agent(agent, env_spec, env_kwargs, args.episodes, args.seed, deterministic=not args.sample,
-                            opponents=args.opponent or None, progress=not args.quiet)
+        if args.positions:
+            return _eval_positions(agent, args, env_spec)
+        ray = RayGames(args.ray_actors, agent=args.agent, trust_pickle=args.trust_pickle) if args.ray_actors else None
+        report = evaluate_agent(agent, env_spec, env_kwargs, args.episodes, args.seed, deterministic=not args.sample,
+                                opponents=args.opponent or None, progress=not args.quiet, ray=ray)
     print_table(f"{args.agent} on {env_spec}", result_rows({args.agent: report.to_json()}))
     if args.json:
         import json
@@ -332,6 +335,9 @@ def register(sub: Any) -> None:
     p.add_argument("--positions", metavar="FILE", help="games: score the agent's moves on solver-labelled positions "
                                                        "(JSONL) instead of playing: shares of optimal and "
                                                        "outcome-preserving moves")
+    p.add_argument("--ray-actors", type=int, default=0, metavar="K",
+                   help="games: play them in K Ray actors (RAY_ADDRESS, else a local Ray; needs rlft[ray]), with "
+                        "the same results as in this process (default 0: in this process)")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.set_defaults(func=cmd_eval)
 

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,32 @@ def code_source() -> str | None:
 def code_trusted() -> bool:
     """True inside :func:`trusting` with ``trust_code``."""
     return _TRUSTED.get()
+
+
+@dataclass(frozen=True)
+class TrustRules:
+    """The rules of :func:`code_named_by`, :func:`trusting` and :func:`user_given` in force, as plain data, so another
+    process (a Ray actor playing games) resolves specs under the same rules: ``with trust_rules().applied(): ...``."""
+
+    named_by: str | None
+    trusted: bool
+    user_specs: frozenset[str]
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside the block, these rules are the ones in force."""
+        tokens = _NAMED_BY.set(self.named_by), _TRUSTED.set(self.trusted), _USER_SPECS.set(self.user_specs)
+        try:
+            yield
+        finally:
+            _USER_SPECS.reset(tokens[2])
+            _TRUSTED.reset(tokens[1])
+            _NAMED_BY.reset(tokens[0])
+
+
+def trust_rules() -> TrustRules:
+    """The trust rules in force here (see :class:`TrustRules`)."""
+    return TrustRules(_NAMED_BY.get(), _TRUSTED.get(), _USER_SPECS.get())
 
 
 def check_code_allowed(spec: str, kind: str) -> None:

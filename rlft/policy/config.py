@@ -188,3 +188,8 @@ class EvalConfig:
     """Greedy actions (False: sample from the policy)."""
     opponents: list[str] = field(default_factory=lambda: ["random"])
     """Two-player games: opponent specs to play against (both seats)."""
+    ray_actors: int = param(0, ge=0)
+    """Two-player games: play each agent's games in this many Ray actors (needs rlft[ray]), the games of each match
+    split into contiguous slices with the same seeds, so the same results as in this process (0: in this process)."""
+    ray_address: str | None = None
+    """`ray_actors`: the Ray cluster to join (None: Ray's RAY_ADDRESS variable, else a local Ray)."""

@@ -5,7 +5,8 @@ The stages never test "is this a two-player game?". :func:`env_hooks` probes the
 PettingZoo game: both seats recorded, self-play training envs with an opponent pool, W/D/L evaluation). Each offers:
 
 * ``record(agent_spec, episodes, out, ...)`` -- play and save the episodes (a Minari dataset);
-* ``evaluate(agent, episodes, ...)`` -- an :class:`~rlft.policy.report.AgentReport`;
+* ``evaluate(agent, episodes, ...)`` -- an :class:`~rlft.policy.report.AgentReport` (games optionally in Ray actors,
+  :mod:`rlft.policy.games.ray_games`);
 * ``learner_spaces()`` -- the observation and action space a learner sees, and whether actions are masked;
 * ``evaluator(...)`` / ``adapter(...)`` / ``callbacks(runner)`` / ``save_state`` / ``load_state`` -- what PPO
   fine-tuning needs: the periodic evaluation, the single-seat adapter of the training envs, extra SB3 callbacks, and
@@ -34,6 +35,7 @@ from rlft.policy.datasets import write_dataset
 from rlft.policy.envs import SingleAgentAdapter, env_has_action_mask, make_gym_env
 from rlft.policy.episodes import evaluate_gym, record_gym_episodes
 from rlft.policy.games.hooks import GameHooks
+from rlft.policy.games.ray_games import RayGames
 from rlft.policy.report import AgentReport
 
 Evaluator = Callable[[Any], dict[str, float]]
@@ -50,7 +52,8 @@ class EnvHooks(Protocol):
                trust_pickle: bool = False, progress: bool = False) -> dict[str, float]: ...
 
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
-                 opponents: list[str] | None = None, progress: bool = False) -> AgentReport: ...
+                 opponents: list[str] | None = None, progress: bool = False, ray: RayGames | None = None
+                 ) -> AgentReport: ...
 
     def evaluator(self, cfg: FinetuneConfig, seed: int, name: str = "finetune") -> Evaluator: ...
 
@@ -93,7 +96,11 @@ class GymHooks:
         return result
 
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
-                 opponents: list[str] | None = None, progress: bool = False) -> AgentReport:
+                 opponents: list[str] | None = None, progress: bool = False, ray: RayGames | None = None
+                 ) -> AgentReport:
+        if ray is not None and ray.actors > 0:
+            log.warning("Ray actors play two-player games; the episodes of '%s' run in this process.",
+                        self.plugin.name)
         env = make_gym_env(self.plugin, self.env_kwargs)
         check_agent_fits(agent, env.observation_space, env.action_space, self.plugin.name)
         try:

@@ -18,44 +18,60 @@ from tqdm.auto import tqdm
 
 from rlft.core.envs import EnvPlugin
 from rlft.core.metrics import log
-from rlft.policy.agents import check_agent_fits, resolve_agent
 from rlft.policy.config import SelfPlayConfig
-from rlft.policy.games.play import play_game, tag
+from rlft.policy.games.play import play_games, resolve_player, tag
+from rlft.policy.games.ray_games import MatchJob, Player, RayGames, play_matches
 from rlft.policy.report import GameRecord
 
 
-def _resolve(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int) -> Any:
-    if not isinstance(spec_or_agent, str):
-        return spec_or_agent
-    first = env.possible_agents[0]
-    agent = resolve_agent(spec_or_agent, plugin, action_space=env.action_space(first), seed=seed)
-    check_agent_fits(agent, env.observation_space(first)["observation"], env.action_space(first), plugin.name,
-                     f"The agent '{spec_or_agent}'")
-    return agent
+def record_of(returns: list[float]) -> GameRecord:
+    """The W/D/L record of a match from the agent's return in each game (game i: the agent in seat i % 2)."""
+    record = GameRecord()
+    for i, r in enumerate(returns):
+        record.add(r, first_seat=i % 2 == 0)
+    return record
 
 
 def match(env: Any, agent: Any, opponent: Any, games: int, *, seed: int = 0,
           deterministic: bool = True, progress: bool = False, desc: str = "games") -> GameRecord:
-    """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2)."""
+    """``agent`` vs ``opponent`` for ``games`` games, alternating seats (game i: agent in seat i % 2, env seed
+    ``seed + i``, the agents' randomness seeded from ``seed + i``: :func:`~rlft.policy.games.play.play_games`)."""
+    indices = tqdm(range(games), desc=desc, disable=not progress, unit="game")
+    return record_of(play_games(env, agent, opponent, indices, seed=seed, deterministic=deterministic))
 
-    first, second = env.possible_agents
-    record = GameRecord()
-    for i in tqdm(range(games), desc=desc, disable=not progress, unit="game"):
-        me, them = (first, second) if i % 2 == 0 else (second, first)
-        result = play_game(env, {me: agent, them: opponent}, seed=seed + i,
-                           deterministic={me: deterministic, them: True})
-        record.add(result.returns[me], first_seat=i % 2 == 0)
-    return record
+
+def _actors(ray: RayGames | None, why_not: str | None) -> RayGames | None:
+    """``ray`` when the games go to its actors, else None (with a warning when they were asked to but cannot)."""
+    if ray is None or ray.actors <= 0:
+        return None
+    if why_not:
+        log.warning("Playing in this process, not in %d Ray actors: %s", ray.actors, why_not)
+        return None
+    return ray
 
 
 def evaluate_game(agent: Any, plugin: EnvPlugin, env_kwargs: dict[str, Any], opponents: list[str], episodes: int, *,
-                  seed: int = 0, deterministic: bool = True, progress: bool = False) -> dict[str, GameRecord]:
-    """W/D/L of ``agent`` against each opponent spec, ``episodes`` games each, half in each seat."""
+                  seed: int = 0, deterministic: bool = True, progress: bool = False, ray: RayGames | None = None
+                  ) -> dict[str, GameRecord]:
+    """W/D/L of ``agent`` against each opponent spec, ``episodes`` games each, half in each seat.
+
+    With ``ray`` (``actors > 0`` and the agent's path or spec in ``ray.agent``) the games are played in Ray actors,
+    with the same results (:mod:`rlft.policy.games.ray_games`).
+    """
+    remote = _actors(ray, None if ray is None or ray.agent else
+                     "the agent is an object, not a path or spec the actors could load it from")
+    if remote is not None and remote.agent is not None:
+        me = Player(remote.agent, load=True, trust_pickle=remote.trust_pickle)
+        jobs = [MatchJob(me, Player(spec, seed + 7919 * (j + 1)), episodes, seed, deterministic)
+                for j, spec in enumerate(opponents)]
+        returns = play_matches(plugin, env_kwargs, jobs, remote, progress=progress,
+                               desc=f"vs {', '.join(opponents)}")
+        return {spec: record_of(r) for spec, r in zip(opponents, returns)}
     env = plugin.make(**env_kwargs)
     try:
         per = {}
         for j, spec in enumerate(opponents):
-            opponent = _resolve(spec, plugin, env, seed + 7919 * (j + 1))
+            opponent = resolve_player(spec, plugin, env, seed + 7919 * (j + 1))
             per[spec] = match(env, agent, opponent, episodes, seed=seed, deterministic=deterministic,
                               progress=progress, desc=f"vs {spec}")
     finally:
@@ -92,28 +108,38 @@ def fit_elo(scores: np.ndarray, games: np.ndarray, fixed: dict[int, float] | Non
 
 
 def arena(plugin: EnvPlugin, env_kwargs: dict[str, Any], players: dict[str, Any], episodes: int, *, seed: int = 0,
-          deterministic: bool = True, progress: bool = False) -> dict[str, Any]:
+          deterministic: bool = True, progress: bool = False, ray: RayGames | None = None) -> dict[str, Any]:
     """Round robin: every pair plays ``episodes`` games (half in each seat); win matrix and Elo.
 
-    ``players`` maps a name to an agent spec or an agent. ``win_matrix[a][b]`` is a's win rate against b.
+    ``players`` maps a name to an agent spec or an agent. ``win_matrix[a][b]`` is a's win rate against b. With
+    ``ray`` (all players specs) the matches are played in Ray actors, with the same results.
     """
-    env = plugin.make(**env_kwargs)
     names = list(players)
-    agents = {name: _resolve(p, plugin, env, seed + 101 * i) for i, (name, p) in enumerate(players.items())}
     n = len(names)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    remote = _actors(ray, None if all(isinstance(p, str) for p in players.values()) else
+                     "a player is an object, not a spec the actors could rebuild it from")
+    if remote is not None:
+        specs = [Player(p, seed + 101 * i) for i, p in enumerate(players.values())]
+        jobs = [MatchJob(specs[i], specs[j], episodes, seed + 1000 * (i * n + j), deterministic) for i, j in pairs]
+        records = [record_of(r) for r in play_matches(plugin, env_kwargs, jobs, remote, progress=progress,
+                                                      desc="arena")]
+    else:
+        env = plugin.make(**env_kwargs)
+        try:
+            agents = [resolve_player(p, plugin, env, seed + 101 * i) for i, p in enumerate(players.values())]
+            records = [match(env, agents[i], agents[j], episodes, seed=seed + 1000 * (i * n + j),
+                             deterministic=deterministic, progress=progress, desc=f"{names[i]} vs {names[j]}")
+                       for i, j in pairs]
+        finally:
+            env.close()
     scores, games = np.zeros((n, n)), np.zeros((n, n))
     wins = np.full((n, n), np.nan)
-    try:
-        for i in range(n):
-            for j in range(i + 1, n):
-                r = match(env, agents[names[i]], agents[names[j]], episodes, seed=seed + 1000 * (i * n + j),
-                          deterministic=deterministic, progress=progress, desc=f"{names[i]} vs {names[j]}")
-                wins[i, j], wins[j, i] = r.rate("win"), r.rate("loss")
-                scores[i, j] = r.wins + 0.5 * r.draws
-                scores[j, i] = r.losses + 0.5 * r.draws
-                games[i, j] = games[j, i] = episodes
-    finally:
-        env.close()
+    for (i, j), r in zip(pairs, records):
+        wins[i, j], wins[j, i] = r.rate("win"), r.rate("loss")
+        scores[i, j] = r.wins + 0.5 * r.draws
+        scores[j, i] = r.losses + 0.5 * r.draws
+        games[i, j] = games[j, i] = episodes
     elo = fit_elo(scores, games)
     return {"players": names,
             "win_matrix": {a: {b: (None if i == j else float(wins[i, j])) for j, b in enumerate(names)}

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from rlft.core.envs import EnvPlugin
+from rlft.core.metrics import log
 from rlft.policy.agents import check_agent_fits
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.envs import SingleAgentAdapter
 from rlft.policy.games.arena import evaluate_game, game_evaluator
 from rlft.policy.games.play import record_game_episodes
 from rlft.policy.games.pool import SnapshotCallback, load_pool, save_pool
+from rlft.policy.games.ray_games import RayGames
 from rlft.policy.games.selfplay import make_self_play_env, self_play_kwargs
 from rlft.policy.report import AgentReport
 
@@ -37,13 +39,17 @@ class GameHooks:
                                     progress=progress)
 
     def evaluate(self, agent: Any, episodes: int, *, seed: int, deterministic: bool = True,
-                 opponents: list[str] | None = None, progress: bool = False) -> AgentReport:
+                 opponents: list[str] | None = None, progress: bool = False, ray: RayGames | None = None
+                 ) -> AgentReport:
         obs_space, act_space, _ = self.learner_spaces()
         check_agent_fits(agent, obs_space, act_space, self.plugin.name)
         if callable(getattr(agent, "reset_stats", None)):
             agent.reset_stats()
+        if ray is not None and ray.actors > 0 and callable(getattr(agent, "move_stats", None)):
+            log.warning("Playing in this process, not in Ray actors: the LLM agent's move counts are kept here.")
+            ray = None
         per = evaluate_game(agent, self.plugin, self.env_kwargs, opponents or ["random"], episodes, seed=seed,
-                            deterministic=deterministic, progress=progress)
+                            deterministic=deterministic, progress=progress, ray=ray)
         moves = agent.move_stats() if callable(getattr(agent, "move_stats", None)) else None  # LLM agents
         return AgentReport(per_opponent=per, moves=moves)
 

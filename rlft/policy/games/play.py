@@ -9,12 +9,14 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from tqdm.auto import tqdm
 
@@ -22,7 +24,7 @@ from rlft.core.agent import checked_action
 from rlft.core.envs import EnvPlugin
 from rlft.core.errors import PluginError
 from rlft.core.metrics import log
-from rlft.policy.agents import resolve_agent
+from rlft.policy.agents import check_agent_fits, resolve_agent
 from rlft.policy.datasets import write_dataset
 from rlft.policy.report import result_of
 
@@ -100,6 +102,53 @@ def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deter
         if on_position is not None:
             on_position(env)
     return GameResult(returns=returns, moves=moves, traces=traces)
+
+
+def resolve_player(spec_or_agent: Any, plugin: EnvPlugin, env: Any, seed: int, device: str = "auto",
+                   trust_pickle: bool = False) -> Any:
+    """An agent spec resolved for ``env`` (checked to fit its spaces); an agent object is returned as it is."""
+    if not isinstance(spec_or_agent, str):
+        return spec_or_agent
+    first = env.possible_agents[0]
+    agent = resolve_agent(spec_or_agent, plugin, action_space=env.action_space(first), seed=seed, device=device,
+                          trust_pickle=trust_pickle)
+    check_agent_fits(agent, env.observation_space(first)["observation"], env.action_space(first), plugin.name,
+                     f"The agent '{spec_or_agent}'")
+    return agent
+
+
+@contextmanager
+def seeded_game(agents: list[Any], game_seed: int) -> Iterator[None]:
+    """One game's randomness, from ``game_seed`` alone: each agent that keeps a NumPy generator in ``rng`` (random,
+    the scripted players, mcts, LLM agents) gets a fresh one seeded by (game_seed, its place in ``agents``), and torch
+    (policies that sample) is seeded with ``game_seed`` inside a fork of its RNG, so the caller's stream is untouched.
+    A game then depends on its seed, not on the games played before it (which is what lets Ray actors play any
+    slice of a match, :mod:`rlft.policy.games.ray_games`)."""
+    for k, agent in enumerate({id(a): a for a in agents}.values()):  # one object in both seats is seeded once
+        if isinstance(getattr(agent, "rng", None), np.random.Generator):
+            agent.rng = np.random.default_rng([game_seed, k])
+    cuda = torch.cuda.is_initialized()  # never start CUDA just to save its RNG
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        torch.random.default_generator.manual_seed(game_seed)
+        if cuda:
+            torch.cuda.manual_seed_all(game_seed)
+        yield
+
+
+def play_games(env: Any, agent: Any, opponent: Any, games: Iterable[int], *, seed: int = 0,
+               deterministic: bool = True) -> list[float]:
+    """The agent's final return in each game ``i`` of ``games`` of a match: env seed ``seed + i``, the agent in the
+    first seat when ``i`` is even, the agents' randomness seeded from ``seed + i`` (:func:`seeded_game`). So the
+    games ``range(a, b)`` give the same results whether a match plays them among all its games or alone."""
+    first, second = env.possible_agents
+    out = []
+    for i in games:
+        me, them = (first, second) if i % 2 == 0 else (second, first)
+        with seeded_game([agent, opponent], seed + i):
+            result = play_game(env, {me: agent, them: opponent}, seed=seed + i,
+                               deterministic={me: deterministic, them: True})
+        out.append(result.returns[me])
+    return out
 
 
 def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[Any], list[dict[str, Any]]]:

@@ -3,7 +3,8 @@
 In a pipeline, every agent the run produced is evaluated (e.g. the behaviour-cloned policy *and* the fine-tuned
 one), so the table shows what each stage added. On single-agent envs the figures are mean return ± std over
 fresh-seed episodes; on two-player games, win/draw/loss against each opponent in both seats. The headline is the
-last agent's: its mean return, or its mean score over opponents ((W + D/2) / games).
+last agent's: its mean return, or its mean score over opponents ((W + D/2) / games). With ``ray_actors: K`` the
+games are played in K Ray actors, with the same results (:mod:`rlft.policy.games.ray_games`).
 
 Example::
 
@@ -20,6 +21,7 @@ from rlft.core.metrics import log
 from rlft.pipeline.context import StageContext
 from rlft.pipeline.results import Headline, StageResult
 from rlft.policy.config import EvalConfig
+from rlft.policy.games.ray_games import RayGames
 from rlft.policy.hooks import env_hooks
 
 
@@ -36,9 +38,10 @@ def run(ctx: StageContext[EvalConfig]) -> StageResult:
     headline: Headline | None = None
     with ctx.metrics() as logger:
         for stage, path in agents.items():
+            ray = RayGames(cfg.ray_actors, cfg.ray_address, agent=str(path)) if cfg.ray_actors else None
             report = hooks.evaluate(load_agent(path, device=ctx.device), cfg.episodes, seed=cfg.seed,
                                     deterministic=cfg.deterministic, opponents=cfg.opponents,
-                                    progress=ctx.progress)
+                                    progress=ctx.progress, ray=ray)
             table[stage] = report.to_json()
             scalars = {f"{stage}/{k}": v for k, v in report.scalars().items()}
             metrics.update(scalars)
