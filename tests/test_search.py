@@ -92,3 +92,54 @@ def test_spec_parsing_errors_name_the_option() -> None:
         parse_spec("mcts:runs/x,simz=5")
     with pytest.raises(ConfigError, match="names no agent"):
         parse_spec("mcts:")
+
+
+def biased_network(favourite: int, shape: tuple[int, ...] = (3, 3, 2), n: int = 9) -> PolicyAgent:
+    """A network whose prior puts nearly all its mass on one move, whatever the position."""
+    agent = network(shape=shape, n=n)
+    with torch.no_grad():
+        agent.policy.action_net.bias[favourite] = 8.0
+    return agent
+
+
+def test_solver_never_spends_a_simulation_on_a_move_that_loses_at_once() -> None:
+    """O threatens 1-4-7: every X move but 7 lets O win next ply. Even with a prior that wants square 2, the
+    solver marks the others lost when the root is expanded, and every simulation goes to the block."""
+    agent = MCTSAgent(biased_network(2), TicTacToeState, SearchSettings(sims=50))
+    state = play(TicTacToeState, [0, 4, 8, 1])
+    assert best(agent, state) == 7
+    assert agent.last_search_policy is not None
+    np.testing.assert_array_equal(np.flatnonzero(agent.last_search_policy), [7])
+
+
+def test_solver_plays_a_win_in_one_without_searching() -> None:
+    """X has 0 and 4 with 8 open: the win is played with a one-hot search policy, whatever the prior says, and the
+    network is asked nothing."""
+    agent = MCTSAgent(biased_network(2), TicTacToeState, SearchSettings(sims=50))
+    calls: list[int] = []
+    evaluate = agent.evaluate
+    agent.evaluate = lambda states: calls.append(len(states)) or evaluate(states)  # type: ignore[method-assign]
+    state = play(TicTacToeState, [0, 1, 4, 2])  # X: 0, 4; O: 1, 2 (O threatens nothing X cannot ignore)
+    assert best(agent, state) == 8 and calls == []
+    assert agent.last_search_policy is not None and agent.last_search_policy[8] == 1.0
+
+
+def test_solver_proves_a_double_threat_lost_and_stops() -> None:
+    """O threatens 0-4-8 and 2-4-6 and X cannot win: every move loses, proven at the root, so the search stops
+    after the root's one evaluation instead of spending its simulations."""
+    agent = MCTSAgent(network(shape=(3, 3, 2), n=9), TicTacToeState, SearchSettings(sims=200))
+    calls: list[int] = []
+    evaluate = agent.evaluate
+    agent.evaluate = lambda states: calls.append(len(states)) or evaluate(states)  # type: ignore[method-assign]
+    state = play(TicTacToeState, [1, 4, 3, 8, 5, 2])  # X: 1, 3, 5; O: 4, 8, 2 -> O threatens 0 and 6
+    assert state.terminal_value() is None and not agent.search(state, noise=False).any()
+    assert calls == [1]
+
+
+def test_solver_carries_a_forced_win_up_the_tree() -> None:
+    """Connect Four: the open three after column 1 or 4 is a win in three plies; the solver proves it, so the root's
+    policy ends one-hot on a winning move, where plain PUCT only leans towards it."""
+    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=400))
+    state = play(ConnectFourState, [2, 6, 3, 6])
+    visits = agent.search(state, noise=False)
+    assert visits.sum() == 1.0 and int(visits.argmax()) in (1, 4)

@@ -91,25 +91,39 @@ def parse_spec(spec: str) -> tuple[str, SearchSettings]:
 
 
 class _Node:
-    """A position in the tree: its state, prior and per-move visit counts and value sums (for the player to move)."""
+    """A position in the tree: its state, prior and per-move visit counts and value sums (for the player to move).
 
-    __slots__ = ("state", "legal", "prior", "visits", "value_sum", "children", "terminal")
+    ``terminal`` is the position's value when the rules settle it, for the player to move: -1 (the last move won),
+    0 (a draw), +1 (the player to move wins with its next move, ``win`` names that move), or the result the search has
+    proven from the children (MCTS-solver: a move to a lost position wins; a position whose every move hands the
+    opponent an immediate win is lost)."""
+
+    __slots__ = ("state", "legal", "prior", "visits", "value_sum", "children", "terminal", "win", "losing")
 
     def __init__(self, state: Any) -> None:
         self.state = state
         self.terminal: float | None = state.terminal_value()
         self.legal: np.ndarray = state.legal_mask()
+        self.win: int | None = None
+        if self.terminal is None:
+            self.win = next((int(a) for a in np.flatnonzero(self.legal) if state.play(int(a)).terminal_value() == -1),
+                            None)
+            if self.win is not None:
+                self.terminal = 1.0
         self.prior: np.ndarray | None = None  # set when the network has evaluated the position
         self.visits = np.zeros(len(self.legal), dtype=np.float64)
         self.value_sum = np.zeros(len(self.legal), dtype=np.float64)
         self.children: dict[int, _Node] = {}
+        self.losing = np.zeros(len(self.legal), dtype=bool)
+        """Moves proven to lose (the opponent then wins); PUCT skips them while another move is left."""
 
     def select(self, c_puct: float) -> int:
         assert self.prior is not None
         total = self.visits.sum()
         q = np.divide(self.value_sum, self.visits, out=np.zeros_like(self.value_sum), where=self.visits > 0)
         score = q + c_puct * self.prior * math.sqrt(total + 1.0) / (1.0 + self.visits)
-        score[~self.legal] = -np.inf
+        allowed = self.legal & ~self.losing
+        score[~(allowed if allowed.any() else self.legal)] = -np.inf
         return int(np.argmax(score))
 
     def child(self, action: int) -> _Node:
@@ -117,6 +131,17 @@ class _Node:
         if node is None:
             node = self.children[action] = _Node(self.state.play(action))
         return node
+
+    def expand(self) -> bool:
+        """Create every child and mark the moves that hand the opponent an immediate win; True when that proves
+        this position lost (every move does)."""
+        for a in np.flatnonzero(self.legal):
+            if self.child(int(a)).terminal == 1.0:
+                self.losing[a] = True
+        if self.terminal is None and self.losing[self.legal].all():
+            self.terminal = -1.0
+            return True
+        return False
 
 
 def logits_and_values(policy: Any, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,24 +182,30 @@ class MCTSAgent:
         return priors.cpu().numpy().astype(np.float64), values.clamp(-1.0, 1.0).cpu().numpy().astype(np.float64)
 
     def search(self, state: Any, noise: bool) -> np.ndarray:
-        """Run the simulations from ``state``; the root's visit counts."""
+        """Run the simulations from ``state``; the root's visit counts (all on the winning move once the search has
+        proven one)."""
         s = self.settings
         root = _Node(state)
-        priors, _ = self.evaluate([state])
-        root.prior = priors[0]
-        if noise and s.noise_frac > 0:
-            legal = np.flatnonzero(root.legal)
-            eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
-            root.prior = root.prior.copy()
-            root.prior[legal] = (1 - s.noise_frac) * root.prior[legal] + s.noise_frac * eta
+        if root.win is None and root.terminal is None:
+            priors, _ = self.evaluate([state])
+            root.prior = priors[0]
+            root.expand()
+            if noise and s.noise_frac > 0:
+                legal = np.flatnonzero(root.legal)
+                eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
+                root.prior = root.prior.copy()
+                root.prior[legal] = (1 - s.noise_frac) * root.prior[legal] + s.noise_frac * eta
         done = 0
-        while done < s.sims:
+        while done < s.sims and root.terminal is None:
             pending: list[tuple[list[tuple[_Node, int]], _Node]] = []
             for _ in range(min(s.batch, s.sims - done)):
                 path, leaf = self._descend(root)
                 done += 1
                 if leaf.terminal is not None:
                     self._backup(path, leaf.terminal)
+                    self._prove(path)
+                    if root.terminal is not None:
+                        break
                     continue
                 if leaf.prior is None:
                     leaf.prior = np.zeros(len(leaf.legal))  # queued: later descents of this batch stop here too
@@ -186,10 +217,32 @@ class MCTSAgent:
             value_of = {}
             for leaf, p, v in zip(unique, priors, values):
                 leaf.prior = p
-                value_of[id(leaf)] = float(v)
+                value_of[id(leaf)] = -1.0 if leaf.expand() else float(v)
             for path, leaf in pending:
                 self._backup(path, value_of[id(leaf)])
+                if leaf.terminal is not None:
+                    self._prove(path)
+        if root.terminal == 1.0 and root.win is not None:
+            won = np.zeros(len(root.legal), dtype=np.float64)
+            won[root.win] = 1.0
+            return won
         return root.visits
+
+    @staticmethod
+    def _prove(path: list[tuple[_Node, int]]) -> None:
+        """MCTS-solver: carry a result the rules settled at the end of ``path`` up the tree, as far as it proves the
+        positions above it won (a move reaches a lost position) or lost (every move reaches a won one)."""
+        for node, a in reversed(path):
+            child = node.children[a]
+            if child.terminal == -1.0 and node.terminal is None:
+                node.terminal, node.win = 1.0, a
+            elif child.terminal == 1.0:
+                node.losing[a] = True
+                if node.terminal is not None or not node.losing[node.legal].all():
+                    return
+                node.terminal = -1.0
+            else:
+                return
 
     def _descend(self, root: _Node) -> tuple[list[tuple[_Node, int]], _Node]:
         """Follow PUCT from the root to an unevaluated or finished position, adding a virtual loss on the way (a
