@@ -16,53 +16,63 @@ from typing import Any
 
 import numpy as np
 
-from rlft.envs.board_agents import AlphaBetaAgent, GreedyAgent, State, planes_to_bits, window_score
+from rlft.envs.board_agents import AlphaBetaAgent, GreedyAgent, State, window_score
+from rlft.envs.game_state import four_in_a_row
 
 ROWS, COLS = 6, 7
 
 
-def _windows() -> list[list[int]]:
-    cells = []
+def _bit(r: int, c: int) -> int:
+    """Bit of the cell in row ``r`` (0 at the top) and column ``c`` on the column-major bitboard of
+    :mod:`rlft.envs.game_state` (bit ``7 * c + h``, ``h`` the height from the bottom; a sentinel bit tops each
+    column)."""
+    return 1 << (_H1 * c + ROWS - 1 - r)
+
+
+def _windows() -> list[int]:
+    masks = []
     for r in range(ROWS):
         for c in range(COLS):
             for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
                 line = [(r + i * dr, c + i * dc) for i in range(4)]
                 if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in line):
-                    cells.append([rr * COLS + cc for rr, cc in line])
-    return cells
+                    masks.append(sum(_bit(rr, cc) for rr, cc in line))
+    return masks
 
 
-_WINDOW_CELLS = _windows()
-WINDOWS = [sum(1 << i for i in w) for w in _WINDOW_CELLS]
+_H1 = ROWS + 1
+WINDOWS = _windows()
 """The 69 lines of four, as bit masks."""
-WINDOWS_BY_CELL = [[m for m, w in zip(WINDOWS, _WINDOW_CELLS) if cell in w] for cell in range(ROWS * COLS)]
-CENTRE = sum(1 << (r * COLS + COLS // 2) for r in range(ROWS))
+CENTRE = sum(_bit(r, COLS // 2) for r in range(ROWS))
 WEIGHTS = (0.0, 1.0, 4.0, 16.0, 0.0)
 _ORDER = {c: abs(c - COLS // 2) for c in range(COLS)}
+_BOTTOM = [1 << (_H1 * c) for c in range(COLS)]
+_TOP = [_bit(0, c) for c in range(COLS)]
+# planes -> bits: sum of the bit weights of the occupied cells (all below 2 ** 49, so int64 is exact)
+_PLANE_BITS = np.array([[_bit(r, c) for c in range(COLS)] for r in range(ROWS)], dtype=np.int64)
 
 
 class ConnectFourRules:
-    """Bitboard rules for the search (cell ``r * 7 + c``, row 0 at the top)."""
+    """Bitboard rules for the search: the column-major board of ``rlft.envs.game_state`` (a move is one addition,
+    four in a row four shifts)."""
 
     def from_observation(self, planes: np.ndarray) -> State:
-        me, opp = planes_to_bits(planes)
-        return me, opp, -1
+        planes = np.asarray(planes)
+        return int((planes[..., 0] * _PLANE_BITS).sum()), int((planes[..., 1] * _PLANE_BITS).sum()), -1
 
     def legal(self, state: State) -> list[int]:
         occupied = state[0] | state[1]
-        return [c for c in range(COLS) if not (occupied >> c) & 1]
+        return [c for c in range(COLS) if not occupied & _TOP[c]]
 
     def play(self, state: State, move: int) -> State:
         occupied = state[0] | state[1]
-        for r in range(ROWS - 1, -1, -1):
-            cell = r * COLS + move
-            if not (occupied >> cell) & 1:
-                return state[1], state[0] | (1 << cell), cell
-        raise ValueError(f"column {move} is full")
+        if occupied & _TOP[move]:
+            raise ValueError(f"column {move} is full")
+        cell = (occupied + _BOTTOM[move]) & ~occupied
+        return state[1], state[0] | cell, cell.bit_length() - 1
 
     def last_won(self, state: State) -> bool:
-        cell, mover = state[2], state[1]
-        return cell >= 0 and any(mover & w == w for w in WINDOWS_BY_CELL[cell])
+        return state[2] >= 0 and four_in_a_row(state[1])
 
     def heuristic(self, state: State) -> float:
         me, opp = state[0], state[1]
