@@ -267,7 +267,7 @@ def test_a_game_state_class_or_import_string_is_taken_from_the_plugin() -> None:
     class State:
         pass
 
-    cfg = SelfPlayConfig(opponents=[], pool_size=2)
+    cfg = SelfPlayConfig(opponents=[], pool_size=2, game_core=False)  # resolution only: no core game
     assert SelfPlayEnv(EnvPlugin("race", Race, extras={"game_state": State}), Race(), cfg)._state_cls is State
     by_name = SelfPlayEnv(EnvPlugin("race", Race, extras={"game_state": "collections:OrderedDict"}), Race(), cfg)
     from collections import OrderedDict

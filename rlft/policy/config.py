@@ -94,6 +94,10 @@ class SelfPlayConfig:
     """Opponents of the periodic evaluation; the first one's win rate is the headline (and `stop_at`'s metric)."""
     elo_games: int = param(20, ge=0)
     """Games per pair of evaluation opponents to rate them once (for the learner's Elo curve; 0: no Elo)."""
+    game_core: bool = True
+    """Play the training games on the env plugin's game state (its fast rules core, checked move for move against
+    the PettingZoo env; rlft.policy.games.core) when it offers one; False: always on the PettingZoo env (needed when
+    env kwargs change the rules, which the core does not know)."""
 
     def validate(self) -> None:
         if not self.opponents and self.pool_size == 0:

@@ -22,6 +22,7 @@ from rlft.core.envs import EnvPlugin
 from rlft.core.errors import IllegalActionError, PluginError
 from rlft.policy.agents import PolicyAgent, RandomAgent, resolve_agent
 from rlft.policy.config import SelfPlayConfig
+from rlft.policy.games.core import CoreGame
 from rlft.policy.games.play import outcome
 from rlft.policy.games.pool import OpponentPool, PoolEntry, policy_from_payload
 
@@ -33,8 +34,10 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
 
     def __init__(self, plugin: EnvPlugin, env: Any, cfg: SelfPlayConfig, seed: int = 0) -> None:
         self.plugin = plugin
-        self.env = env
         self.cfg = cfg
+        state_cls = plugin.extras.get("game_state")
+        self._state_cls = plugins.import_object(state_cls, "game state") if isinstance(state_cls, str) else state_cls
+        self.env = CoreGame(self._state_cls, env) if cfg.game_core and self._state_cls is not None else env
         self.seats = list(env.possible_agents)
         if len(self.seats) != 2:
             raise PluginError(f"Self-play needs a two-player game; '{plugin.name}' has agents {self.seats}.")
@@ -59,8 +62,6 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         self._mask: np.ndarray = np.ones(int(self.action_space.n), dtype=np.bool_)  # type: ignore[attr-defined]
         self._planes: np.ndarray | None = None
         self._reply: int | None = None
-        state_cls = plugin.extras.get("game_state")
-        self._state_cls = plugins.import_object(state_cls, "game state") if isinstance(state_cls, str) else state_cls
 
     # -- snapshots (called through VecEnv.env_method) -------------------------------------------------------
     def add_snapshot(self, payload: dict[str, Any]) -> None:
@@ -92,7 +93,8 @@ class SelfPlayEnv(gym.Env[np.ndarray, int]):
         if self._state_cls is None or self._planes is None or not isinstance(self.opponent.agent, PolicyAgent) or \
                 not (0 <= action < len(self._mask) and self._mask[action]):
             return None
-        position = self._state_cls.from_observation(self._planes).play(action)
+        now = self.env.state if isinstance(self.env, CoreGame) else self._state_cls.from_observation(self._planes)
+        position = now.play(action)
         return position if position.terminal_value() is None else None
 
     def queue_reply(self, action: int) -> None:
