@@ -175,14 +175,24 @@ class AlphaBetaAgent(_Scripted):
             alpha = max(alpha, value)
         return choices
 
+    last_search_policy: np.ndarray | None = None
+    """After every move: the moves the search found best (a win now, else a block, else every move of the best
+    depth-K value), as a uniform distribution over the actions -- also when an EPS-random move was played instead.
+    Recording stores it (``infos["search_policy"]``), so imitation can learn the search's choice from games whose
+    moves were varied by the noise (``imitate.targets: search``)."""
+
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
         state, moves = self._legal(observation, action_mask)
-        tactic = self._tactics(state, moves)
-        if tactic is not None:
-            return tactic
-        if self.epsilon and self.rng.random() < self.epsilon:
+        wins = immediate_wins(self.rules, state, moves)
+        blocks = [] if wins else threats(self.rules, state, moves)
+        tactical = bool(wins or blocks)
+        choices = wins or blocks or self.best_moves(state, moves)
+        if action_mask is not None:  # (without a mask the number of actions is unknown here)
+            self.last_search_policy = np.zeros(len(np.asarray(action_mask)), np.float32)
+            self.last_search_policy[choices] = 1.0 / len(choices)
+        if not tactical and self.epsilon and self.rng.random() < self.epsilon:
             return int(self.rng.choice(moves))
-        return self._pick(self.best_moves(state, moves))
+        return self._pick(choices)
 
 
 def window_score(me: int, opp: int, windows: list[int], weights: tuple[float, ...]) -> float:
