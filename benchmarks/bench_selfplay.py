@@ -5,8 +5,11 @@ Prints two figures (targets from the games issue):
 (a) env steps/s of rlft's self-play PPO (``configs/connect_four.yaml``: opponents played inside ``step``, snapshot
     pool, KL penalty) vs sb3-contrib ``MaskablePPO`` in the PettingZoo SB3 Connect Four tutorial setup (one model
     plays both seats through ``SB3ActionMaskWrapper`` + ``ActionMasker``), with the same network, ``n_envs``,
-    ``n_steps``, ``batch_size`` and ``n_epochs`` (target >= 1.0). One rlft env step is one learner move (plus the
-    opponent's reply inside the env); one tutorial env step is one move of either seat. Both are reported.
+    ``n_steps``, ``batch_size`` and ``n_epochs`` (target >= 2.0 per env step). One rlft env step is one learner
+    move (plus the opponent's reply inside the env); one tutorial env step is one move of either seat. Both are
+    reported. And rlft as shipped against rlft with its two self-play speed-ups turned off (network opponents' replies
+    batched across the envs; games played on the env's game-state core instead of the PettingZoo env), for all of
+    ``learn()`` and for the rollouts alone (the PPO update, the same in every variant, excluded); target >= 2.
 (b) env steps of PPO needed to reach a win rate against ``alphabeta:2`` (checked every ``--eval-every`` steps over
     ``--eval-games`` games, both seats), fine-tuning from the behaviour-cloned policy of a run vs from scratch with
     the same PPO settings; scratch is stopped at ``--scratch-factor`` x the BC -> PPO figure (target: >= 5x).
@@ -21,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -96,10 +100,11 @@ def tutorial_model(ft: FinetuneConfig, spec: PolicySpec, seed: int) -> Any:
                        policy_kwargs=policy_kwargs(spec), verbose=0, device="cpu")
 
 
-def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None, batched: bool = True
-                ) -> FinetuneRunner:
+def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None, batched: bool = True,
+                core: bool = True) -> FinetuneRunner:
     from rlft.policy.hooks import env_hooks
 
+    ft = dataclasses.replace(ft, self_play=dataclasses.replace(ft.self_play, game_core=core))
     runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu")
     runner.hooks = env_hooks("connect_four", {}, check=False)
     if not batched:  # the envs as they were before batching: every reply a forward pass of its own
@@ -108,25 +113,49 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
     return runner
 
 
+VARIANTS = {  # name: (network replies batched across envs, games on the game-state core)
+    "rlft self-play": (True, True),
+    "rlft, PettingZoo env": (True, False),
+    "rlft, unbatched": (False, True),
+    "rlft before (both off)": (False, False),
+}
+"""rlft's self-play as shipped, without each of the two speed-ups, and as it was before either (the baseline of
+the throughput target)."""
+
+
+def _timed_learn(model: Any, steps: int, callback: Any) -> tuple[float, float]:
+    """(seconds of learn(), seconds of it spent in the PPO update): the rest is collecting the rollouts."""
+    train, spent = model.train, [0.0]
+
+    def timed_train() -> None:
+        start = time.perf_counter()
+        train()
+        spent[0] += time.perf_counter() - start
+
+    model.train = timed_train
+    start = time.perf_counter()
+    model.learn(steps, callback=callback)
+    return time.perf_counter() - start, spent[0]
+
+
 def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
-    """Env steps/s of learn() (no evaluation), interleaved repeats so machine load hits both alike."""
+    """Env steps/s of learn() (no evaluation) and of its rollouts alone, interleaved repeats so machine load hits
+    every variant alike."""
     ft, spec = finetune_config(eval_every=0)
-    rates: dict[str, list[float]] = {"tutorial MaskablePPO": [], "rlft self-play": [], "rlft moves": [],
-                                     "rlft self-play, unbatched": []}
+    rates: dict[str, list[float]] = {"tutorial MaskablePPO": []}
     for r in range(repeats):
         model = tutorial_model(ft, spec, seed + r)
         start = time.perf_counter()
         model.learn(steps)
         rates["tutorial MaskablePPO"].append(model.num_timesteps / (time.perf_counter() - start))
-        for batched in (True, False):  # network opponents' replies batched across envs (the default), or not
-            runner = rlft_runner(ft, spec, seed + r, batched=batched)
-            start = time.perf_counter()
-            runner.model.learn(steps, callback=_snapshot_callbacks(runner))
-            seconds = time.perf_counter() - start
-            rates["rlft self-play" if batched else "rlft self-play, unbatched"].append(
-                runner.model.num_timesteps / seconds)
-            if batched:
-                rates["rlft moves"].append(sum(runner.model.get_env().get_attr("moves")) / seconds)
+        for name, (batched, core) in VARIANTS.items():
+            runner = rlft_runner(ft, spec, seed + r, batched=batched, core=core)
+            seconds, training = _timed_learn(runner.model, steps, _snapshot_callbacks(runner))
+            n = runner.model.num_timesteps
+            rates.setdefault(name, []).append(n / seconds)
+            rates.setdefault(f"{name}, rollouts", []).append(n / (seconds - training))
+            if name == "rlft self-play":
+                rates.setdefault("rlft moves", []).append(sum(runner.model.get_env().get_attr("moves")) / seconds)
     return rates
 
 
@@ -190,9 +219,12 @@ def main() -> None:
     print("    an rlft step is one learner move plus the opponent's reply (rlft moves: PettingZoo moves of both seats)")
     for name, values in rates.items():
         print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
-    unbatched = float(np.median(rates["rlft self-play, unbatched"]))
-    print(f"    batched / unbatched opponent replies: {ours / unbatched:.2f} (learner steps/s)")
-    print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 1.0); "
+    before = float(np.median(rates["rlft before (both off)"]))
+    rollouts = float(np.median(rates["rlft self-play, rollouts"])) / float(
+        np.median(rates["rlft before (both off), rollouts"]))
+    print(f"    shipped / before (batched replies + game core vs neither): {ours / before:.2f} learner steps/s of "
+          f"learn(), {rollouts:.2f} of the rollouts alone (target >= 2)")
+    print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 2.0); "
           f"{ours / theirs:.2f} per learner sample (the tutorial's single model learns from both seats' moves)")
 
     if args.throughput_only or not args.run:
