@@ -137,6 +137,11 @@ class GreedyAgent(_Scripted):
         return tactic if tactic is not None else int(self.rng.choice(moves))
 
 
+_CHOICES: dict[tuple[Any, ...], tuple[list[int], bool]] = {}
+"""The positions :class:`AlphaBetaAgent` has searched: (rules, depth, my bits, their bits, legal moves) -> its
+choices (see ``AlphaBetaAgent.cache_size``)."""
+
+
 class AlphaBetaAgent(_Scripted):
     """Depth-K alpha-beta search with the game's heuristic at the leaves.
 
@@ -181,12 +186,29 @@ class AlphaBetaAgent(_Scripted):
     Recording stores it (``infos["search_policy"]``), so imitation can learn the search's choice from games whose
     moves were varied by the noise (``imitate.targets: search``)."""
 
+    cache_size: int = 200_000
+    """Positions whose search result (the moves to choose from) is kept, shared by every player of the same game and
+    depth (0: no cache). The result of a position is fixed, so the cache changes no move and no draw of the RNG;
+    openings repeat across games, and self-play and recording play thousands of them."""
+
+    def choices(self, state: State, moves: list[int]) -> tuple[list[int], bool]:
+        """The moves to choose from (a win now, else a block, else :meth:`best_moves`) and whether they are
+        tactical (a win or a block: played even when the EPS noise fires)."""
+        key = (self.rules, self.depth, state[0], state[1], tuple(moves))
+        found = _CHOICES.get(key) if self.cache_size else None
+        if found is None:
+            wins = immediate_wins(self.rules, state, moves)
+            blocks = [] if wins else threats(self.rules, state, moves)
+            found = (wins or blocks or self.best_moves(state, moves), bool(wins or blocks))
+            if self.cache_size:
+                if len(_CHOICES) >= self.cache_size:
+                    _CHOICES.clear()
+                _CHOICES[key] = found
+        return list(found[0]), found[1]
+
     def act(self, observation: Any, action_mask: Any = None, deterministic: bool = True) -> int:
         state, moves = self._legal(observation, action_mask)
-        wins = immediate_wins(self.rules, state, moves)
-        blocks = [] if wins else threats(self.rules, state, moves)
-        tactical = bool(wins or blocks)
-        choices = wins or blocks or self.best_moves(state, moves)
+        choices, tactical = self.choices(state, moves)
         if action_mask is not None:  # (without a mask the number of actions is unknown here)
             self.last_search_policy = np.zeros(len(np.asarray(action_mask)), np.float32)
             self.last_search_policy[choices] = 1.0 / len(choices)

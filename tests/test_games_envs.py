@@ -103,6 +103,38 @@ def test_bad_alphabeta_argument_is_a_clear_error() -> None:
         resolve_agent("alphabeta:zero", resolve_env("connect_four"))
 
 
+@pytest.mark.parametrize("name", GAMES)
+def test_alphabeta_cache_changes_no_move(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The searched-position cache returns what the search would: the same games, move for move and draw for draw,
+    with the cache on (warm from the first half of the games) and off; and it is really used."""
+    from rlft.envs import board_agents
+
+    plugin = resolve_env(name)
+
+    def games(cache_size: int) -> list[list[int]]:
+        monkeypatch.setattr(board_agents.AlphaBetaAgent, "cache_size", cache_size)
+        board_agents._CHOICES.clear()
+        players = [resolve_agent("alphabeta:2,0.2", plugin, seed=1), resolve_agent("alphabeta:3", plugin, seed=2)]
+        played = []
+        for g in range(12):
+            env = plugin.make()
+            env.reset(seed=g)
+            moves = []
+            for agent in env.agent_iter():
+                obs, _, term, trunc, _ = env.last()
+                move = None if term or trunc else players[(env.agents.index(agent) + g) % 2].act(
+                    obs["observation"], obs["action_mask"])
+                env.step(move)
+                moves.append(move)
+            played.append(moves)
+        return played
+
+    cached = games(10_000)
+    assert len(board_agents._CHOICES) > 0
+    assert cached == games(0)
+    assert len(board_agents._CHOICES) == 0
+
+
 def test_text_board_shows_both_players() -> None:
     from rlft.envs.connect_four import render_text
 
