@@ -112,6 +112,37 @@ def test_judge_orders_pairs_by_its_scores_and_flips_a_share(tiny_llm: Path, tmp_
     assert "0 new pairs" in capsys.readouterr().out and len(rows(out)) == len(pairs)
 
 
+def test_more_samples_compare_every_two_different_completions_once(tiny_llm: Path, tmp_path: Path,  # noqa: F811
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def judged(samples: int) -> list[dict[str, object]]:
+        out = tmp_path / f"judged{samples}.jsonl"
+        assert main(["label", str(tiny_llm), "--prompts", "addition", "--size", "40", "--out", str(out),
+                     "--max-new-tokens", "4", "--judge", "length_penalty", "--flip", "0.3", "--samples",
+                     str(samples)]) == 0
+        return rows(out)
+
+    two, six = judged(2), judged(6)
+    assert len(two) == len({r["prompt"] for r in two})  # two samples: at most one pair per prompt
+    assert len(six) > len({r["prompt"] for r in six})  # six: several pairs of one prompt
+    assert len(six) > 2 * len(two)
+    comparisons = [(r["prompt"], frozenset((str(r["chosen"]).strip(), str(r["rejected"]).strip()))) for r in six]
+    assert len(set(comparisons)) == len(comparisons)  # each two completions are compared once
+    for r in six:
+        shorter = len(str(r["chosen"])) < len(str(r["rejected"]))
+        assert shorter != r["flipped"], r
+    assert 0 < sum(bool(r["flipped"]) for r in six) < len(six)
+    capsys.readouterr()
+    assert main(["label", str(tiny_llm), "--prompts", "addition", "--size", "40", "--out",
+                 str(tmp_path / "judged6.jsonl"), "--judge", "length_penalty", "--samples", "6"]) == 0
+    assert "0 new pairs" in capsys.readouterr().out  # one prompt, one question: its pairs were all written
+
+
+def test_samples_without_a_judge_exits_2(tiny_llm: Path, tmp_path: Path,  # noqa: F811
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["label", str(tiny_llm), "--prompts", "addition", "--out", str(tmp_path / "p.jsonl"), "--samples", "4"])
+    assert code == 2 and "--samples compares more than two completions per prompt" in capsys.readouterr().err
+
+
 def test_flip_without_a_judge_exits_2(tiny_llm: Path, tmp_path: Path,  # noqa: F811
                                       capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["label", str(tiny_llm), "--prompts", "addition", "--out", str(tmp_path / "p.jsonl"), "--flip", "0.2"])

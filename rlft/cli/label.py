@@ -2,9 +2,10 @@
 
 For each prompt the model samples two completions. A person sees the prompt and both and answers ``1`` / ``2`` /
 ``tie`` / ``skip`` / ``quit``; with ``--judge`` a reward function or reward model folder scores both instead (ties
-dropped, ``--flip`` reverses a share of the pairs). Every answer is appended to ``--out`` (TRL's ``prompt`` /
-``chosen`` / ``rejected``) and to ``OUT.seen.jsonl`` (every prompt answered, ties and skips too) before the next
-prompt is shown, so Ctrl-C or a kill loses nothing answered, and running the same command again asks only the rest.
+dropped, ``--flip`` reverses a share of the pairs; ``--samples N`` compares every two of N completions). Every
+answer is appended to ``--out`` (TRL's ``prompt`` / ``chosen`` / ``rejected``) and to ``OUT.seen.jsonl`` (every
+prompt answered, ties and skips too) before the next prompt is shown, so Ctrl-C or a kill loses nothing answered,
+and running the same command again asks only the rest.
 """
 
 from __future__ import annotations
@@ -60,13 +61,19 @@ def cmd_label(args: argparse.Namespace) -> int:
         raise ConfigError(f"--flip {args.flip} is not a share: give a number from 0 to 1 (e.g. 0.2).")
     if args.flip and not args.judge:
         raise ConfigError("--flip reverses a share of a judge's labels: it needs --judge SPEC.")
+    if args.samples != 2 and not args.judge:
+        raise ConfigError("--samples compares more than two completions per prompt: it needs --judge SPEC (people "
+                          "compare two).")
+    if args.samples < 2:
+        raise ConfigError(f"--samples {args.samples}: a comparison needs at least 2 completions per prompt.")
     model, tokenizer, prompts = _load(args)
     out = Path(args.out)
     gen = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
     if args.judge:
         is_model = (Path(args.judge) / "config.json").is_file()
         spec = RewardSpec(model=args.judge) if is_model else RewardSpec(fn=args.judge)
-        counts = label_with_judge(model, tokenizer, prompts, Judge(spec), out, flip=args.flip, seed=args.seed, **gen)
+        counts = label_with_judge(model, tokenizer, prompts, Judge(spec), out, flip=args.flip, seed=args.seed,
+                                  samples=args.samples, **gen)
         print(f"wrote {out}: {counts['pairs']} new pairs ({counts['ties']} ties and {counts['same']} equal pairs "
               f"dropped, {counts['flipped']} flipped; {counts['skipped_answered']} prompts answered before)")
         return 0
@@ -104,6 +111,8 @@ def register(sub: Any) -> None:
     p.add_argument("--judge", default="", help="label automatically: a reward function spec (exact_match, "
                                                "file.py:fn, pkg.mod:fn) or a reward model folder")
     p.add_argument("--flip", type=float, default=0.0, help="--judge: share of pairs whose order is reversed (noise)")
+    p.add_argument("--samples", type=int, default=2, help="--judge: completions sampled per prompt; every two "
+                                                          "different ones are compared (default 2: one pair)")
     p.add_argument("--prompt-column", default="prompt", help="column of --prompts holding the prompt")
     p.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0: all)")
     p.add_argument("--size", type=int, default=200, help="generated --prompts (addition): how many")

@@ -294,8 +294,9 @@ class PreferenceDataConfig:
 
 @dataclass
 class LabelConfig:
-    """Settings of the ``label`` stage: AI feedback. The current model samples two completions per prompt, a judge
-    (a reward function or a reward model folder) orders them by score (ties dropped), and a `flip` share is reversed."""
+    """Settings of the ``label`` stage: AI feedback. The current model samples `samples` completions per prompt, a
+    judge (a reward function or a reward model folder) orders every two by score (ties dropped), and a `flip` share
+    of the pairs is reversed."""
 
     prompts: LLMDataConfig = field(default_factory=lambda: LLMDataConfig(size=2000, seed=40))
     """Prompts to label (other columns reach the judge as keyword arguments, e.g. `answer` for `exact_match`)."""
@@ -307,10 +308,12 @@ class LabelConfig:
     """Scores each completion: `fn` (a reward function) or `model` (a reward model folder)."""
     flip: float = param(0.0, ge=0, le=1)
     """Share of the training pairs whose order is reversed (label noise, to mimic disagreeing people)."""
+    samples: int = param(2, ge=2)
+    """Completions sampled per prompt; the judge compares every two different ones (2: one pair per prompt)."""
     max_new_tokens: int = param(16, ge=1)
     """Longest sampled completion."""
     temperature: float = param(1.0, gt=0)
-    """Sampling temperature of the two completions."""
+    """Sampling temperature of the sampled completions."""
     batch_size: int = param(256, ge=1)
     """Prompts generated at once."""
 

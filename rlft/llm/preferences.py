@@ -211,21 +211,51 @@ def record(out: Path, pairs: list[Pair], extra: list[dict[str, Any]] | None = No
     append_jsonl(seen_path(out), [{"prompt": p.prompt, "answer": p.answer, "flipped": p.flipped} for p in pairs])
 
 
+def sample_completions(model: Any, tokenizer: Any, prompts: list[str], *, seed: int, samples: int = 2,
+                       max_new_tokens: int = 16, temperature: float = 1.0, batch_size: int = 256) -> list[list[str]]:
+    """``samples`` sampled completions per prompt (seeds ``seed`` to ``seed + samples - 1``: reproducible)."""
+    kw = {"max_new_tokens": max_new_tokens, "sample": True, "temperature": temperature, "batch_size": batch_size}
+    runs = [generate(model, tokenizer, prompts, seed=seed + k, **kw) for k in range(samples)]  # type: ignore[arg-type]
+    return [list(outs) for outs in zip(*runs)]
+
+
 def sample_pairs(model: Any, tokenizer: Any, prompts: list[str], *, seed: int, max_new_tokens: int = 16,
                  temperature: float = 1.0, batch_size: int = 256) -> list[tuple[str, str]]:
     """Two sampled completions per prompt (seeds ``seed`` and ``seed + 1``: reproducible)."""
-    kw = {"max_new_tokens": max_new_tokens, "sample": True, "temperature": temperature, "batch_size": batch_size}
-    first = generate(model, tokenizer, prompts, seed=seed, **kw)  # type: ignore[arg-type]
-    second = generate(model, tokenizer, prompts, seed=seed + 1, **kw)  # type: ignore[arg-type]
-    return list(zip(first, second))
+    both = sample_completions(model, tokenizer, prompts, seed=seed, max_new_tokens=max_new_tokens,
+                              temperature=temperature, batch_size=batch_size)
+    return [(a, b) for a, b in both]
+
+
+def judged_pairs(prompt: str, completions: Sequence[str], scores: Sequence[float | None], draws: Any,
+                 flip: float) -> list[Pair]:
+    """Every two of one prompt's sampled completions, ordered by the judge (one flip draw per comparison).
+
+    Two equal completions, or two that repeat a comparison already made, are ``same``; with two samples this is
+    exactly one comparison per prompt.
+    """
+    pairs: list[Pair] = []
+    compared: set[frozenset[str]] = set()
+    for i in range(len(completions)):
+        for j in range(i + 1, len(completions)):
+            first, second = completions[i], completions[j]
+            flipped = bool(draws.random() < flip)
+            key = frozenset((first.strip(), second.strip()))
+            if key in compared:
+                pairs.append(Pair(prompt, first, second, "same"))
+                continue
+            compared.add(key)
+            pairs.append(order_pair(prompt, first, second, (scores[i], scores[j]), flip=flipped))
+    return pairs
 
 
 def label_with_judge(model: Any, tokenizer: Any, prompts: Any, judge: Judge, out: Path, *, flip: float = 0.0,
-                     seed: int = 0, max_new_tokens: int = 16, temperature: float = 1.0,
+                     seed: int = 0, samples: int = 2, max_new_tokens: int = 16, temperature: float = 1.0,
                      batch_size: int = 256) -> dict[str, int]:
     """AI feedback: label every prompt of ``prompts`` (a Dataset) not yet answered in ``out``; returns counts.
 
-    Each batch is sampled, scored and written before the next, so a kill loses at most one batch.
+    Each prompt gets ``samples`` completions and the judge compares every two different ones (with two samples: one
+    comparison). Each batch is sampled, scored and written before the next, so a kill loses at most one batch.
     """
     done = answered(out)
     todo = [i for i, p in enumerate(prompts["prompt"]) if str(p) not in done]
@@ -235,19 +265,18 @@ def label_with_judge(model: Any, tokenizer: Any, prompts: Any, judge: Judge, out
     for start in range(0, len(todo), batch_size):
         rows = prompts.select(todo[start:start + batch_size])
         batch = [str(p) for p in rows["prompt"]]
-        pairs = sample_pairs(model, tokenizer, batch, seed=seed + start, max_new_tokens=max_new_tokens,
-                             temperature=temperature, batch_size=batch_size)
+        sampled = sample_completions(model, tokenizer, batch, seed=seed + start * samples // 2, samples=samples,
+                                     max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
         columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
-        firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
-        s1, s2 = judge(batch, firsts, **columns), judge(batch, seconds, **columns)
+        scores = [judge(batch, [s[k] for s in sampled], **columns) for k in range(samples)]
         labelled = []
-        for prompt, (a, b), x, y in zip(batch, pairs, s1, s2):
+        for n, (prompt, completions) in enumerate(zip(batch, sampled)):
             if prompt in seen:  # a prompt that appears twice is asked once
                 continue
             seen.add(prompt)
-            labelled.append(order_pair(prompt, a, b, (x, y), flip=bool(rng.random() < flip)))
-            key = {"1": "pairs", "2": "pairs", "tie": "ties", "same": "same"}[labelled[-1].answer]
-            counts[key] += 1
-            counts["flipped"] += labelled[-1].flipped
+            labelled += judged_pairs(prompt, completions, [s[n] for s in scores], rng, flip)
+        for pair in labelled:
+            counts[{"1": "pairs", "2": "pairs", "tie": "ties", "same": "same"}[pair.answer]] += 1
+            counts["flipped"] += pair.flipped
         record(out, labelled, [{"flipped": p.flipped} for p in labelled])  # one durable write per batch
     return counts

@@ -1,17 +1,18 @@
 """The ``label`` stage: AI feedback -- preference pairs sampled from the current model and ordered by a judge.
 
-For every prompt of ``label.prompts`` the run's current LLM samples two completions; the judge (a reward function
-such as ``exact_match``, or a reward model folder) scores both, the higher one becomes ``chosen`` (ties and equal
-completions are dropped), and a ``flip`` share of the pairs is reversed to mimic people who disagree. The held-out
-``test_prompts`` are labelled the same way but never flipped, so a reward model's held-out pairwise accuracy is
-measured against the judge's true ordering. People give the same feedback with ``rlft label`` (docs/llm.md).
+For every prompt of ``label.prompts`` the run's current LLM samples ``samples`` completions (two by default); the
+judge (a reward function such as ``exact_match``, or a reward model folder) scores them, and every two different
+ones make a pair whose higher-scored side is ``chosen`` (ties and equal completions are dropped); a ``flip`` share of
+the pairs is reversed to mimic people who disagree. The held-out ``test_prompts`` are labelled the same way but never
+flipped, so a reward model's held-out pairwise accuracy is measured against the judge's true ordering. People give
+the same feedback with ``rlft label`` (docs/llm.md).
 
 Outputs, as data sources later stages name: ``<stage>`` (``DIR/data/<stage>/train.jsonl``) and ``<stage>:test``.
 
 Example::
 
     stages: [sft, label, reward_model, rl]
-    label: {prompts: {source: addition, size: 4000}, judge: {fn: exact_match}, flip: 0.2}
+    label: {prompts: {source: addition, size: 4000}, judge: {fn: exact_match}, flip: 0.2, samples: 4}
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ def run(ctx: StageContext[LabelConfig]) -> StageResult:
                                 what=f"{ctx.name}.{'prompts' if split == 'train' else 'test_prompts'}")
         out = folder / f"{split}.jsonl"
         counts = label_with_judge(model, tokenizer, prompts, judge, out, flip=flip, seed=ctx.seed + (split == "test"),
-                                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                  samples=cfg.samples, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                   batch_size=cfg.batch_size)
-        log.info("%s: %s prompts -> %d pairs (%d ties and %d equal pairs dropped, %d flipped) -> %s", ctx.name,
-                 split, counts["pairs"], counts["ties"], counts["same"], counts["flipped"], out)
+        log.info("%s: %s prompts -> %d pairs (%d ties and %d equal or repeated pairs dropped, %d flipped) -> %s",
+                 ctx.name, split, counts["pairs"], counts["ties"], counts["same"], counts["flipped"], out)
         metrics.update({f"label/{split}_{k}": v for k, v in counts.items() if k != "skipped_answered"})
         if counts["pairs"]:
             sources[ctx.name if split == "train" else f"{ctx.name}:test"] = str(out)

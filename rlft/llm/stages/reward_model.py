@@ -98,7 +98,10 @@ def run(ctx: StageContext[RewardModelConfig]) -> StageResult:
     args = RewardConfig(**trainer_kwargs(ctx, lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
                                          epochs=cfg.epochs, save_steps=cfg.save_steps, logging_steps=cfg.logging_steps),
                         max_length=cfg.max_length, dataset_num_proc=None,
-                        center_rewards_coefficient=cfg.center_rewards or None)
+                        center_rewards_coefficient=cfg.center_rewards or None,
+                        # TRL's configs default to bf16 autocast, on CPU too: scores of bf16 resolution, a held-out
+                        # figure that differs from the saved float32 model's, and a worse fit. Train in float32.
+                        bf16=False)
     trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                             peft_config=lora, callbacks=callbacks(ctx))
     counts = count_parameters(trainer.model)
