@@ -94,6 +94,12 @@ def threats(rules: Rules, state: State, moves: list[int]) -> list[int]:
     return [m for m in moves if rules.last_won(rules.play(passed, m))]
 
 
+def tactical_moves(rules: Rules, state: State, moves: list[int]) -> list[int]:
+    """The moves a sound player must choose from: the immediate wins, else the blocks of the opponent's immediate
+    wins, else none (empty: no tactic applies)."""
+    return immediate_wins(rules, state, moves) or threats(rules, state, moves)
+
+
 class _Scripted:
     """Common part of the scripted players: a rules object, a seeded RNG, mask checking."""
 
@@ -119,13 +125,8 @@ class _Scripted:
 
     def _tactics(self, state: State, moves: list[int]) -> int | None:
         """Win now if possible, else block the opponent's immediate win."""
-        wins = immediate_wins(self.rules, state, moves)
-        if wins:
-            return self._pick(wins)
-        blocks = threats(self.rules, state, moves)
-        if blocks:
-            return self._pick(blocks)
-        return None
+        options = tactical_moves(self.rules, state, moves)
+        return self._pick(options) if options else None
 
 
 class GreedyAgent(_Scripted):
@@ -197,9 +198,8 @@ class AlphaBetaAgent(_Scripted):
         key = (self.rules, self.depth, state[0], state[1], tuple(moves))
         found = _CHOICES.get(key) if self.cache_size else None
         if found is None:
-            wins = immediate_wins(self.rules, state, moves)
-            blocks = [] if wins else threats(self.rules, state, moves)
-            found = (wins or blocks or self.best_moves(state, moves), bool(wins or blocks))
+            tactical = tactical_moves(self.rules, state, moves)
+            found = (tactical or self.best_moves(state, moves), bool(tactical))
             if self.cache_size:
                 if len(_CHOICES) >= self.cache_size:
                     _CHOICES.clear()
