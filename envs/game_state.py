@@ -15,9 +15,23 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A symmetry of a game's rules (Connect Four's mirror image): the same game, seen transformed.
+
+    ``observations`` maps a batch of observation planes ``(N, *obs_shape)`` to the transformed positions' planes;
+    ``actions[a]`` is the move in the transformed position that action ``a`` is in the original. Imitation uses it to
+    train on both (``imitate.augment``)."""
+
+    observations: Callable[[np.ndarray], np.ndarray]
+    actions: np.ndarray
 
 
 class GameState(Protocol):
@@ -51,6 +65,8 @@ class GameState(Protocol):
     def observation(self) -> np.ndarray:
         """The observation planes of the player to move, exactly as the PettingZoo env gives them."""
         ...
+
+    # Optional: ``symmetries() -> list[Symmetry]`` (classmethod), the game's symmetries other than the identity.
 
 
 # -- Connect Four ------------------------------------------------------------------------------------------------
@@ -131,6 +147,11 @@ class ConnectFourState:
     def key(self) -> tuple[int, int]:
         """A hashable identity of the position (for transposition tables)."""
         return self.mine, self.occupied
+
+    @classmethod
+    def symmetries(cls) -> list[Symmetry]:
+        """The mirror image (columns reversed): column ``c`` becomes ``6 - c``."""
+        return [Symmetry(lambda planes: np.ascontiguousarray(planes[:, :, ::-1]), np.arange(C4_COLS)[::-1].copy())]
 
 
 # -- tic-tac-toe -------------------------------------------------------------------------------------------------

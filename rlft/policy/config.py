@@ -58,6 +58,11 @@ class ImitateConfig:
     targets: Literal["auto", "actions", "search"] = "auto"
     """What the policy imitates: `actions` (the recorded moves, log-likelihood), `search` (a search agent's visit
     distribution per move, cross-entropy; the dataset must carry it), `auto` (search targets when present)."""
+    augment: bool = False
+    """Also learn from the game's symmetric positions (Connect Four: the mirror image): every epoch each training
+    sample is replaced, with equal odds, by itself or one of its images (the move, mask and targets transformed
+    with it). Needs an env whose game state offers ``symmetries()`` (rlft.envs.game_state); the held-out episodes are
+    scored as recorded."""
     critic_warmup_epochs: int = param(20, ge=0)
     """Passes fitting the value head to the recorded returns (0 disables critic warm-up)."""
     critic_lr: float = param(1e-3, gt=0)

@@ -27,7 +27,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from tqdm.auto import tqdm
 
 from rlft.core.checkpoint import load_trainer_state, save_trainer_state
-from rlft.core.errors import DatasetError
+from rlft.core.errors import ConfigError, DatasetError, PluginError
 from rlft.core.metrics import MetricLogger, log
 from rlft.core.rundir import AtomicDir
 from rlft.core.tuning import apply_tuning, merge_lora
@@ -48,20 +48,50 @@ from rlft.policy.agents import PolicyAgent, check_agent_fits, start_policy
 from rlft.policy.config import ImitateConfig
 from rlft.policy.datasets import Transitions, check_spaces, load_transitions
 from rlft.policy.hooks import env_hooks
+from rlft.policy.search import game_state_class
 
 # --------------------------------------------------------------------------------------------------------------
 # The algorithm
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _tensors(data: Transitions, idx: np.ndarray, device: torch.device) -> tuple[Any, Any, Any]:
+def _tensors(data: Transitions, idx: np.ndarray, device: torch.device, symmetries: list[Any] | None = None,
+             draw: np.ndarray | None = None) -> tuple[Any, Any, Any]:
     """(observations, targets, masks) of a minibatch; the targets are the actions, or the soft targets when the
-    data carries them (see :func:`use_search_targets`)."""
-    obs = torch.as_tensor(data.observations[idx], device=device)
-    source = data.actions if data.action_targets is None else data.action_targets
-    actions = torch.as_tensor(source[idx], device=device)
-    masks = None if data.action_masks is None else torch.as_tensor(data.action_masks[idx], device=device)
-    return obs, actions, masks  # type: ignore[return-value]
+    data carries them (see :func:`use_search_targets`). With ``symmetries``, sample ``i`` is replaced by its image
+    under ``symmetries[draw[i] - 1]`` (``draw[i] == 0``: kept as recorded)."""
+    obs = data.observations[idx]
+    targets = (data.actions if data.action_targets is None else data.action_targets)[idx]
+    masks = None if data.action_masks is None else data.action_masks[idx]
+    for k, sym in enumerate(symmetries or [], start=1):
+        chosen = np.flatnonzero(draw == k)
+        if len(chosen):
+            obs, targets = obs.copy(), targets.copy()
+            obs[chosen] = sym.observations(obs[chosen])
+            if data.action_targets is None:
+                targets[chosen] = sym.actions[targets[chosen]]
+            else:
+                targets[chosen[:, None], sym.actions] = data.action_targets[idx[chosen]]
+            if masks is not None:
+                masks = masks.copy()
+                masks[chosen[:, None], sym.actions] = data.action_masks[idx[chosen]]  # type: ignore[index]
+    as_tensor = torch.as_tensor
+    return (as_tensor(obs, device=device), as_tensor(targets, device=device),  # type: ignore[return-value]
+            None if masks is None else as_tensor(masks, device=device))
+
+
+def game_symmetries(env_spec: str, name: str) -> list[Any]:
+    """The symmetries the env's game state offers (``imitate.augment``); a ConfigError when it offers none."""
+    try:
+        state_cls = game_state_class(env_spec)
+    except PluginError:
+        state_cls = None
+    found = getattr(state_cls, "symmetries", None)
+    if found is None:
+        raise ConfigError(f"{name}.augment is on, but the env '{env_spec}' offers no symmetries (its game state, "
+                          "extras['game_state'] of the plugin, has no symmetries() method; see "
+                          "rlft.envs.game_state). Built-in: connect_four. Set augment: false.")
+    return list(found())
 
 
 def use_search_targets(data: Transitions, targets: str, dataset: str) -> Transitions:
@@ -150,9 +180,12 @@ def behaviour_clone(
     start_epoch: int = 0,
     restore: Any = None,
     progress: bool = False,
+    symmetries: list[Any] | None = None,
 ) -> dict[str, float]:
     """Behaviour cloning then critic warm-up, epochs ``start_epoch .. epochs + critic_warmup_epochs``.
 
+    ``symmetries`` (``imitate.augment``): each epoch, each training sample is seen as recorded or as one of its
+    images, with equal odds (seeded by (seed, epoch), so a resumed run draws the same).
     ``checkpoint(epoch, optimizer)`` is called every ``cfg.checkpoint_every`` epochs and at the end of each phase;
     ``restore(optimizer)`` (when resuming) loads the saved optimizer and RNG states into the current phase.
     """
@@ -181,6 +214,7 @@ def behaviour_clone(
         policy.set_training_mode(True)
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = split.train[torch.randperm(len(split.train), generator=generator).numpy()]
+        draws = np.random.default_rng([seed, epoch]).integers(0, len(symmetries or []) + 1, size=len(order))
         if not bc_phase:
             with torch.no_grad():
                 last_values = policy.predict_values(
@@ -189,7 +223,7 @@ def behaviour_clone(
         losses, accs = [], []
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            obs, actions, masks = _tensors(data, idx, device)
+            obs, actions, masks = _tensors(data, idx, device, symmetries, draws[start:start + cfg.batch_size])
             if bc_phase:
                 loss, acc = bc_loss_and_accuracy(policy, obs, actions, masks)
                 accs.append(acc)
@@ -254,6 +288,7 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
     check_spaces(data, obs_space, act_space, str(dataset), env_spec)
     masked = data.action_masks is not None or env_masked
 
+    symmetries = game_symmetries(env_spec, ctx.name) if cfg.augment else None
     policy, spec = _initial_policy(ctx, obs_space, act_space, masked)
     counts = apply_tuning(policy, cfg.tuning, layer_groups(policy), head_modules(policy))
     checkpoints = ctx.checkpointer()
@@ -274,7 +309,8 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
 
     with ctx.metrics() as metrics:
         summary = behaviour_clone(policy, data, cfg, seed=ctx.seed, metrics=metrics, checkpoint=checkpoint,
-                                  start_epoch=start_epoch, restore=restore, progress=ctx.progress)
+                                  start_epoch=start_epoch, restore=restore, progress=ctx.progress,
+                                  symmetries=symmetries)
     export = merge_lora(copy.deepcopy(policy)) if cfg.tuning.mode == "lora" else policy
     with AtomicDir(ctx.output_dir()) as tmp:
         save_policy(tmp, export, spec, masked=masked, env=env_spec, step=cfg.epochs + cfg.critic_warmup_epochs,
