@@ -60,24 +60,22 @@ def _tensors(data: Transitions, idx: np.ndarray, device: torch.device, symmetrie
     """(observations, targets, masks) of a minibatch; the targets are the actions, or the soft targets when the
     data carries them (see :func:`use_search_targets`). With ``symmetries``, sample ``i`` is replaced by its image
     under ``symmetries[draw[i] - 1]`` (``draw[i] == 0``: kept as recorded)."""
+    # indexing with an index array copies, so the images are written into the minibatch, never into `data`
     obs = data.observations[idx]
     targets = (data.actions if data.action_targets is None else data.action_targets)[idx]
     masks = None if data.action_masks is None else data.action_masks[idx]
     for k, sym in enumerate(symmetries or [], start=1):
         chosen = np.flatnonzero(draw == k)
         if len(chosen):
-            obs, targets = obs.copy(), targets.copy()
             obs[chosen] = sym.observations(obs[chosen])
             if data.action_targets is None:
                 targets[chosen] = sym.actions[targets[chosen]]
             else:
                 targets[chosen[:, None], sym.actions] = data.action_targets[idx[chosen]]
             if masks is not None:
-                masks = masks.copy()
                 masks[chosen[:, None], sym.actions] = data.action_masks[idx[chosen]]  # type: ignore[index]
-    as_tensor = torch.as_tensor
-    return (as_tensor(obs, device=device), as_tensor(targets, device=device),  # type: ignore[return-value]
-            None if masks is None else as_tensor(masks, device=device))
+    return (torch.as_tensor(obs, device=device), torch.as_tensor(targets, device=device),  # type: ignore[return-value]
+            None if masks is None else torch.as_tensor(masks, device=device))
 
 
 def game_symmetries(env_spec: str, name: str) -> list[Any]:
@@ -214,7 +212,8 @@ def behaviour_clone(
         policy.set_training_mode(True)
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = split.train[torch.randperm(len(split.train), generator=generator).numpy()]
-        draws = np.random.default_rng([seed, epoch]).integers(0, len(symmetries or []) + 1, size=len(order))
+        draws = (np.random.default_rng([seed, epoch]).integers(0, len(symmetries) + 1, size=len(order))
+                 if symmetries else None)
         if not bc_phase:
             with torch.no_grad():
                 last_values = policy.predict_values(
@@ -223,7 +222,8 @@ def behaviour_clone(
         losses, accs = [], []
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            obs, actions, masks = _tensors(data, idx, device, symmetries, draws[start:start + cfg.batch_size])
+            draw = None if draws is None else draws[start:start + cfg.batch_size]
+            obs, actions, masks = _tensors(data, idx, device, symmetries, draw)
             if bc_phase:
                 loss, acc = bc_loss_and_accuracy(policy, obs, actions, masks)
                 accs.append(acc)
