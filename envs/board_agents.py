@@ -146,26 +146,36 @@ choices (see ``AlphaBetaAgent.cache_size``)."""
 class AlphaBetaAgent(_Scripted):
     """Depth-K alpha-beta search with the game's heuristic at the leaves.
 
-    ``arg`` is ``"K"``, ``"K,EPS"`` or ``"K,EPS,first"``: search depth K >= 1 plies, an optional probability EPS of a
-    uniformly random legal move (for varied demonstrations; immediate wins and blocks are still always played), and
-    the tie-break. By default every move of the best value is found (the root searches with a window that keeps ties
-    exact) and one is drawn at random (seeded), so an opponent cannot win by replaying one line against it; with
-    ``first`` it plays the first best move in the game's move order (centre first), the old deterministic player.
+    ``arg`` is ``"K"``, ``"K,EPS"`` or ``"K,EPS,first"``, optionally followed by ``,plies=N``: search depth K >= 1
+    plies, an optional probability EPS of a uniformly random legal move (for varied demonstrations; immediate wins
+    and blocks are still always played), the tie-break, and with ``plies=N`` the noise only while fewer than N stones
+    are on the board (a varied opening, then the search's own play: the game's outcome then says more about the
+    positions after the opening). By default every move of the best value is found (the root searches with a window
+    that keeps ties exact) and one is drawn at random (seeded), so an opponent cannot win by replaying one line
+    against it; with ``first`` it plays the first best move in the game's move order (centre first), the old
+    deterministic player.
     """
 
     def __init__(self, rules: Rules, arg: str | int = "2", seed: int | None = None) -> None:
         super().__init__(rules, seed)
-        depth, _, rest = str(arg).partition(",")
-        eps, _, ties = rest.partition(",")
+        fields = str(arg).split(",")
+        plies = [f for f in fields if f.startswith("plies=")]
+        rest = [f for f in fields if not f.startswith("plies=")]
+        usage = ("alphabeta takes 'K', 'K,EPS', 'K,EPS,first' and an optional ',plies=N' (e.g. alphabeta:3, "
+                 f"alphabeta:3,0.1 or alphabeta:4,0.3,plies=12), got {arg!r}")
+        if len(rest) > 3 or len(plies) > 1:
+            raise ValueError(usage)
+        depth, eps, ties = (rest + ["", ""])[:3]
         try:
             self.depth = int(depth)
             self.epsilon = float(eps) if eps else 0.0
+            self.noise_plies = int(plies[0].removeprefix("plies=")) if plies else None
         except ValueError as e:
-            raise ValueError(f"alphabeta takes 'K', 'K,EPS' or 'K,EPS,first' (e.g. alphabeta:3 or alphabeta:3,0.1), "
-                             f"got {arg!r}") from e
-        if self.depth < 1 or not 0.0 <= self.epsilon <= 1.0 or ties not in ("", "random", "first"):
-            raise ValueError(f"alphabeta needs depth K >= 1, 0 <= EPS <= 1 and a tie-break `random` or `first`, "
-                             f"got {arg!r}")
+            raise ValueError(usage) from e
+        if (self.depth < 1 or not 0.0 <= self.epsilon <= 1.0 or ties not in ("", "random", "first")
+                or (self.noise_plies is not None and self.noise_plies < 0)):
+            raise ValueError(f"alphabeta needs depth K >= 1, 0 <= EPS <= 1, a tie-break `random` or `first` and "
+                             f"plies=N >= 0, got {arg!r}")
         self.random_ties = ties != "first"
 
     def best_moves(self, state: State, moves: list[int]) -> list[int]:
@@ -212,7 +222,8 @@ class AlphaBetaAgent(_Scripted):
         if action_mask is not None:  # (without a mask the number of actions is unknown here)
             self.last_search_policy = np.zeros(len(np.asarray(action_mask)), np.float32)
             self.last_search_policy[choices] = 1.0 / len(choices)
-        if not tactical and self.epsilon and self.rng.random() < self.epsilon:
+        noisy = self.noise_plies is None or bin(state[0] | state[1]).count("1") < self.noise_plies
+        if not tactical and self.epsilon and noisy and self.rng.random() < self.epsilon:
             return int(self.rng.choice(moves))
         return self._pick(choices)
 

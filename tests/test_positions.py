@@ -109,3 +109,27 @@ def test_alphabeta_breaks_ties_at_random_unless_asked_not_to() -> None:
     picks = {resolve_agent("alphabeta:2", plugin, seed=s).act(obs, mask) for s in range(12)}
     fixed = {resolve_agent("alphabeta:2,0,first", plugin, seed=s).act(obs, mask) for s in range(12)}
     assert len(picks) > 1 and len(fixed) == 1
+
+
+def test_alphabeta_noise_stops_after_plies() -> None:
+    """`plies=N` keeps the EPS noise to the first N stones: with EPS=1 the player moves at random on an empty board
+    but plays its search's best move once N stones are down; a malformed option is a clear error."""
+    plugin = resolve_env("connect_four")
+    empty = ConnectFourState.initial()
+    later = empty
+    for move in [3, 3, 2, 4]:
+        later = later.play(move)
+
+    def picks(spec: str, state: ConnectFourState) -> set[int]:
+        obs, mask = state.observation(), state.legal_mask().astype(np.int8)
+        return {resolve_agent(spec, plugin, seed=s).act(obs, mask) for s in range(16)}
+
+    best_later = picks("alphabeta:2,0,first", later)
+    assert len(picks("alphabeta:2,1,first,plies=4", empty)) > 2  # noise at the opening
+    assert picks("alphabeta:2,1,first,plies=4", later) == best_later  # none once 4 stones are down
+    assert len(picks("alphabeta:2,1,first", later)) > 2  # without plies= the noise never stops
+    from rlft.core.errors import PluginError
+
+    for bad in ["alphabeta:2,0.1,plies=x", "alphabeta:2,0.1,plies=-1", "alphabeta:2,0.1,first,random"]:
+        with pytest.raises(PluginError, match="alphabeta"):
+            resolve_agent(bad, plugin)
