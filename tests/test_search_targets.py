@@ -4,6 +4,7 @@ expert-iteration loop (record with ``mcts:<stage>`` -> imitate -> record again) 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,10 @@ def config(tmp_path: Path) -> dict[str, Any]:
     return {
         "name": "exit", "seed": 0, "num_threads": 1, "device": "cpu", "env": {"id": "tictactoe"},
         "stages": ["record", "imitate", "record_1", "imitate_1", "eval"],
-        "record": {"agent": "perfect:0.3", "episodes": 20},
+        "record": {"agent": "alphabeta:3,0.3", "episodes": 20},  # with its search targets
         "imitate": imitate,
         "record_1": {"kind": "record", "agent": "mcts:imitate,sims=16", "episodes": 8, "deterministic": False},
-        "imitate_1": {**imitate, "kind": "imitate", "start_from": "imitate", "targets": "search"},
+        "imitate_1": {**imitate, "kind": "imitate", "start_from": "imitate", "targets": "search", "replay": ["record"]},
         "eval": {"episodes": 4, "opponents": ["random"]},
     }
 
@@ -82,3 +83,36 @@ def test_expert_iteration_round_through_the_pipeline(tmp_path: Path) -> None:
     assert data.action_targets is not None and len(data) > 8 * 4
     assert results["imitate_1"].metrics["holdout_accuracy"] >= 0  # trained on the soft targets
     assert set(results["eval"].details["table"]) >= {"imitate", "imitate_1"}
+    # the replay window: imitate_1 learnt from record_1's search games and the first record's games
+    meta = json.loads((tmp_path / "run" / "stages" / "imitate_1" / "agent.json").read_text())
+    assert meta["replay"] == [str(tmp_path / "run" / "data" / "record")]
+
+
+def test_replayed_datasets_are_joined_episode_by_episode(tmp_path: Path) -> None:
+    from rlft.core.errors import ConfigError, DatasetError
+    from rlft.pipeline.artifacts import Artifacts, Outputs
+    from rlft.policy.datasets import concat_transitions
+
+    plugin = resolve_env("tictactoe")
+    env = plugin.make()
+    for name, episodes in [("a", 3), ("b", 2)]:
+        seats = {s: MCTSAgent(network(shape=(3, 3, 2), n=9), TicTacToeState, SearchSettings(sims=8, seed=i))
+                 for i, s in enumerate(env.possible_agents)}
+        results = [play_game(env, seats, seed=g, deterministic=False, record=True) for g in range(episodes)]
+        write_games(tmp_path / name, results, env, {"rlft_env": "tictactoe"})
+    a, b = load_transitions(tmp_path / "a"), load_transitions(tmp_path / "b")
+    both = concat_transitions([a, b], ["a", "b"])
+    assert len(both) == len(a) + len(b)
+    np.testing.assert_array_equal(both.observations, np.concatenate([a.observations, b.observations]))
+    np.testing.assert_array_equal(both.action_targets, np.concatenate([a.action_targets, b.action_targets]))
+    # episodes stay distinct and in order, one last observation each
+    assert len(np.unique(both.episode)) == len(np.unique(a.episode)) + len(np.unique(b.episode))
+    assert (np.diff(both.episode) >= 0).all() and len(both.last_observations) == len(np.unique(both.episode))
+    b.action_targets = None
+    with pytest.raises(DatasetError, match="search targets"):
+        concat_transitions([a, b], ["a", "b"])
+    artifacts = Artifacts()
+    artifacts.add("record", Outputs(dataset=str(tmp_path / "a")))
+    assert artifacts.dataset_of("record", by="imitate.replay") == str(tmp_path / "a")
+    with pytest.raises(ConfigError, match="record"):
+        artifacts.dataset_of("record_9", by="imitate.replay")

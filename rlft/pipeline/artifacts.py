@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rlft.core.errors import ConfigError
@@ -70,6 +71,8 @@ class Artifacts:
     """Everything the earlier stages of a pipeline produced."""
 
     dataset: str | None = None
+    datasets: dict[str, str] = field(default_factory=dict)
+    """Dataset folders by the name of the stage that wrote them, in pipeline order."""
     agents: dict[str, str] = field(default_factory=dict)
     """Agent folders by the name of the stage that produced them, in pipeline order."""
     model: str | None = None
@@ -86,6 +89,8 @@ class Artifacts:
             value = getattr(out, name)
             if value is not None:
                 setattr(self, name, value)
+        if out.dataset is not None:
+            self.datasets[stage] = out.dataset
         if out.agent is not None:
             self.agents[stage] = out.agent
         if out.reward_model is not None:
@@ -101,6 +106,18 @@ class Artifacts:
                               f"one before it (stages with agents so far: {have}). Put '{stage}' earlier in "
                               "`stages`, or start from `scratch` or a checkpoint path.")
         return self.agents[stage]
+
+    def dataset_of(self, source: str, *, by: str) -> str:
+        """The dataset an earlier stage named ``source`` wrote, else ``source`` as a dataset folder or id; a
+        ConfigError naming the stages that wrote one, when it is neither."""
+        if source in self.datasets:
+            return self.datasets[source]
+        if Path(source).exists() or "/" in source or "\\" in source:
+            return source  # a folder (load_transitions says clearly if it is not a dataset)
+        have = ", ".join(self.datasets) or "none"
+        raise ConfigError(f"{by} names '{source}', which is neither an earlier stage that recorded a dataset (stages "
+                          f"with datasets so far: {have}) nor a dataset folder. Put that record stage earlier in "
+                          "`stages`, or give the dataset's path.")
 
     def latest_agent(self) -> str | None:
         """The newest agent folder (None when no stage produced one)."""

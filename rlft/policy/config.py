@@ -42,6 +42,10 @@ class ImitateConfig:
 
     dataset: str = ""
     """Minari dataset folder (or local dataset id). Empty: the dataset the `record` stage wrote."""
+    replay: list[str] = field(default_factory=list)
+    """More datasets to learn from together with `dataset`: names of earlier `record` stages of this run, or dataset
+    folders. Expert iteration uses it as a replay window (the last rounds' search games) and to keep the first
+    demonstrations in the mix. They must have the same spaces (and, with `targets: search`, search targets)."""
     start_from: str = ""
     """Start from this run / checkpoint / SB3 .zip, or the agent of an earlier stage (by name), instead of a freshly
     initialised network. Empty: a fresh network."""

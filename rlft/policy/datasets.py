@@ -340,6 +340,41 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
     return data, episodes, steps
 
 
+def concat_transitions(parts: list[Transitions], names: list[str]) -> Transitions:
+    """Several datasets' steps as one :class:`Transitions` (episodes renumbered to stay distinct, in order).
+
+    They must agree on the spaces, on carrying action masks, and on carrying search targets; ``names`` name them in
+    the error when they do not."""
+    first = parts[0]
+    for data, name in zip(parts[1:], names[1:]):
+        same = (data.observations.shape[1:] == first.observations.shape[1:] and data.action_space == first.action_space
+                and (data.action_masks is None) == (first.action_masks is None))
+        if not same:
+            raise DatasetError(f"The datasets '{names[0]}' and '{name}' cannot be learnt from together: their "
+                               "observations, actions or action masks differ. Replay only datasets of the same env.")
+        if (data.action_targets is None) != (first.action_targets is None):
+            raise DatasetError(f"Of the datasets '{names[0]}' and '{name}', only one carries search targets "
+                               "(search_policy). Set imitate.targets: actions to learn the moves played from both, "
+                               "or replay only datasets recorded by search agents.")
+    if len(parts) == 1:
+        return first
+    offsets = np.cumsum([0] + [int(d.episode.max()) + 1 for d in parts[:-1]])
+    join = np.concatenate
+    return Transitions(
+        observations=join([d.observations for d in parts]),
+        actions=join([d.actions for d in parts]),
+        action_masks=None if first.action_masks is None else join([d.action_masks for d in parts]),
+        rewards=join([d.rewards for d in parts]),
+        episode=join([d.episode + o for d, o in zip(parts, offsets)]),
+        terminated=join([d.terminated for d in parts]),
+        truncated=join([d.truncated for d in parts]),
+        last_observations=join([d.last_observations for d in parts]),
+        observation_space=first.observation_space,
+        action_space=first.action_space,
+        action_targets=None if first.action_targets is None else join([d.action_targets for d in parts]),
+    )
+
+
 def _check_values(data: Transitions, path: Path) -> None:
     """Finite numbers, shapes of the spaces, discrete actions in range: what imitation relies on."""
     root = path.parent if path.name == "data" else path

@@ -46,7 +46,7 @@ from rlft.policies.networks import (
 )
 from rlft.policy.agents import PolicyAgent, check_agent_fits, start_policy
 from rlft.policy.config import ImitateConfig
-from rlft.policy.datasets import Transitions, check_spaces, load_transitions
+from rlft.policy.datasets import Transitions, check_spaces, concat_transitions, load_transitions
 from rlft.policy.hooks import env_hooks
 from rlft.policy.search import game_state_class
 
@@ -282,7 +282,10 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
     if not dataset:
         raise DatasetError(f"The {ctx.name} stage needs a dataset: set {ctx.name}.dataset (or --dataset), or run the "
                            "`record` stage before it.")
-    data = use_search_targets(load_transitions(dataset), cfg.targets, str(dataset))
+    sources = [str(dataset)] + [ctx.artifacts.dataset_of(r, by=f"{ctx.name}.replay") for r in cfg.replay]
+    data = concat_transitions([use_search_targets(load_transitions(s), cfg.targets, s) for s in sources], sources)
+    if cfg.replay:
+        log.info("%s: %d steps from %d datasets (%s)", ctx.name, len(data), len(sources), ", ".join(sources))
     env_spec = ctx.env.id
     obs_space, act_space, env_masked = env_hooks(env_spec, ctx.env.kwargs).learner_spaces()
     check_spaces(data, obs_space, act_space, str(dataset), env_spec)
@@ -312,9 +315,10 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
                                   start_epoch=start_epoch, restore=restore, progress=ctx.progress,
                                   symmetries=symmetries)
     export = merge_lora(copy.deepcopy(policy)) if cfg.tuning.mode == "lora" else policy
+    extra = {"stage": ctx.name, "dataset": str(dataset), **({"replay": sources[1:]} if cfg.replay else {})}
     with AtomicDir(ctx.output_dir()) as tmp:
         save_policy(tmp, export, spec, masked=masked, env=env_spec, step=cfg.epochs + cfg.critic_warmup_epochs,
-                    extra={"stage": ctx.name, "dataset": str(dataset)})
+                    extra=extra)
     metrics_out = {**{k.split("/")[-1]: v for k, v in summary.items()}, **counts}
     log.info("%s: holdout accuracy %.3f, critic loss %.3f, %d/%d params trained", ctx.name,
              summary.get("imitation/holdout_accuracy", float("nan")),
