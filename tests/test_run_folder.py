@@ -150,3 +150,17 @@ def test_resume_sets_a_damaged_newest_checkpoint_aside_and_uses_the_one_before(
     assert (run / "checkpoints" / "imitate" / ".000000003.damaged").is_dir()
     assert "is damaged" in caplog.text and "resuming from checkpoint 000000002" in caplog.text
     assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_resume_with_its_config_file_accepts_fields_added_since(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A run's saved config.yaml without a field that a later rlft added (its default) still matches the config file
+    it was started from; a config that really differs is refused (exit 2) and the run is untouched."""
+    run, cfg = tmp_path / "run", _config(tmp_path, TINY)
+    assert main(["train", str(cfg), "--run-dir", str(run), "-q"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["record"]["deterministic"]  # as written by an rlft without that field
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", str(cfg), "--run-dir", str(run), "--resume", "-q"]) == 0
+    other = _config(tmp_path, {**TINY, "record": {"agent": "expert", "episodes": 2}})
+    assert main(["train", str(other), "--run-dir", str(run), "--resume", "-q"]) == 2
+    assert "differs from the one the run" in capsys.readouterr().err

@@ -64,7 +64,6 @@ def _run(cfg: Any, run_dir: Path, resume: bool, args: argparse.Namespace) -> int
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rlft.core.config import read_yaml
     from rlft.pipeline.config import pipeline_to_dict
 
     if args.resume:
@@ -79,7 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"config '{saved}'). Start a new run to change settings.")
         if args.config is not None:
             given = load_pipeline_config(resolve_config_path(args.config), [])
-            if pipeline_to_dict(given) != read_yaml(saved):
+            # both read through today's config classes: a field added since the run started is no difference
+            if pipeline_to_dict(given) != pipeline_to_dict(load_pipeline_config(saved, [])):
                 raise ConfigError(f"The config '{args.config}' differs from the one the run in '{run_dir}' was "
                                   "started with; resume without CONFIG to continue it as it was.")
         with plugins.code_named_by(f"the saved config '{saved}'"):
