@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from rlft.core.errors import DatasetError
+from rlft.policy.dataset_checks import check_episode_files, damaged, read_metadata
 
 
 def write_dataset(
@@ -103,121 +103,15 @@ def find_dataset(spec: str | Path) -> Path:
     )
 
 
-def _damaged(path: Path, what: str) -> DatasetError:
-    """The error for a dataset whose files are damaged: names the dataset folder, what is wrong and the fix."""
-    root = path.parent if path.name == "data" else path
-    return DatasetError(
-        f"The dataset '{root}' cannot be read: it is damaged ({what}). Restore it from a copy, or record it again "
-        "(`rlft record --env ENV --agent AGENT --out DIR`)."
-    )
-
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    """``path/metadata.json`` as a dict, checked enough that Minari can open the dataset without crashing."""
-    file = path / "metadata.json"
-    try:
-        meta = json.loads(file.read_bytes())
-    except OSError as e:
-        raise _damaged(path, f"its metadata.json cannot be read: {e}") from e
-    except (ValueError, RecursionError) as e:  # not JSON, or not UTF-8
-        raise _damaged(path, f"its metadata.json is not valid JSON: {e}") from e
-    if not isinstance(meta, dict):
-        raise _damaged(path, f"its metadata.json holds a {type(meta).__name__}, not a JSON object")
-    for key in ("total_episodes", "total_steps"):
-        value = meta.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _damaged(path, f"its metadata.json has no valid '{key}' (a count >= 0), got {value!r}")
-    return meta
-
-
-def _first_missing(n: int, present: set[int]) -> int | None:
-    """The first of ``0 .. n-1`` not in ``present`` (without looping over a huge, damaged ``n``)."""
-    for i in range(min(n, len(present) + 1)):
-        if i not in present:
-            return i
-    return None
-
-
-def _check_episode_files(path: Path, meta: dict[str, Any]) -> None:
-    """Every episode metadata.json counts has its files (an Arrow folder ``path/<i>``, or a group in the HDF5 file)."""
-    n = meta["total_episodes"]
-    fmt = meta.get("data_format")
-    if fmt in ("arrow", "parquet"):
-        try:
-            folders = {int(d.name): d for d in path.iterdir() if d.name.isdigit() and d.is_dir()}
-        except OSError as e:
-            raise _damaged(path, f"its folder cannot be listed: {e}") from e
-        missing = _first_missing(n, set(folders))
-        if missing is not None:
-            raise _damaged(path, f"metadata.json lists {n} episodes but the episode folder '{path / str(missing)}' "
-                                 "is missing")
-        for i in range(n):
-            # The files Minari reads: all but those whose name (or a folder's) starts with one of these prefixes.
-            files = [f for f in sorted(folders[i].rglob("*")) if f.is_file() and not any(
-                part.startswith(("_", ".", "metadata.json")) for part in f.relative_to(folders[i]).parts)]
-            if not any(f.suffix == f".{fmt}" for f in files):
-                raise _damaged(path, f"the episode folder '{folders[i]}' holds no .{fmt} file")
-            for file in files:
-                _check_arrow_file(path, file, fmt)
-    elif fmt == "hdf5":
-        import h5py
-
-        file = path / "main_data.hdf5"
-        declared = 0
-
-        def add(name: str, obj: Any) -> None:
-            nonlocal declared
-            if isinstance(obj, h5py.Dataset):
-                declared += int(obj.size) * obj.dtype.itemsize
-
-        try:
-            with h5py.File(file, "r") as f:
-                groups = {int(k[len("episode_"):]) for k in f.keys()
-                          if k.startswith("episode_") and k[len("episode_"):].isdigit()}
-                f.visititems(add)
-            size = file.stat().st_size
-        except Exception as e:  # h5py: OSError for a truncated file, others for damaged internals
-            raise _damaged(path, f"'{file}' cannot be opened ({type(e).__name__}: {e})") from e
-        missing = _first_missing(n, groups)
-        if missing is not None:
-            raise _damaged(path, f"metadata.json lists {n} episodes but '{file}' has no group 'episode_{missing}'")
-        # Minari writes HDF5 uncompressed: arrays far larger than the file mean damaged shapes, which would
-        # otherwise be allocated (and could exhaust the memory) before anything else notices.
-        if declared > max(1 << 30, 64 * size):
-            raise _damaged(path, f"'{file}' ({size} bytes) declares arrays of {declared} bytes")
-    else:
-        raise _damaged(path, f"metadata.json names the storage format {fmt!r}; Minari writes 'arrow', 'parquet' or "
-                             "'hdf5'")
-
-
-def _check_arrow_file(path: Path, file: Path, fmt: str) -> None:
-    """Fully validate one episode file before Minari decodes it: pyarrow trusts the lengths and offsets stored in a
-    file, so damaged ones would otherwise crash the process (a C++ check failure or a segmentation fault)."""
-    import pyarrow as pa
-
-    try:
-        if fmt == "arrow":
-            with pa.memory_map(str(file)) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    reader.get_batch(i).validate(full=True)
-        else:
-            import pyarrow.parquet as pq
-
-            pq.read_table(file).validate(full=True)
-    except Exception as e:  # ArrowInvalid, OSError, ... for a truncated or overwritten file
-        raise _damaged(path, f"the episode file '{file}' is not valid {fmt} data: {type(e).__name__}: {e}") from e
-
-
 def _open(spec: str | Path) -> tuple[Path, dict[str, Any], Any]:
     """(data folder, metadata, MinariDataset) of a dataset whose metadata and episode files are all present."""
     path = find_dataset(spec)
-    meta = _read_metadata(path)
-    _check_episode_files(path, meta)
+    meta = read_metadata(path)
+    check_episode_files(path, meta)
     try:
         return path, meta, MinariDataset(path)
     except Exception as e:
-        raise _damaged(path, f"Minari cannot open it: {type(e).__name__}: {e}") from e
+        raise damaged(path, f"Minari cannot open it: {type(e).__name__}: {e}") from e
 
 
 def load_dataset(spec: str | Path) -> Any:
@@ -276,9 +170,9 @@ def load_transitions(spec: str | Path) -> Transitions:
     except DatasetError:
         raise
     except Exception as e:  # whatever the decoders raise for damaged bytes (ArrowInvalid, OSError, ValueError, ...)
-        raise _damaged(path, f"an episode cannot be decoded: {type(e).__name__}: {e}") from e
+        raise damaged(path, f"an episode cannot be decoded: {type(e).__name__}: {e}") from e
     if episodes != meta["total_episodes"] or steps != meta["total_steps"]:
-        raise _damaged(path, f"metadata.json lists {meta['total_episodes']} episodes of {meta['total_steps']} steps "
+        raise damaged(path, f"metadata.json lists {meta['total_episodes']} episodes of {meta['total_steps']} steps "
                              f"in all, but the episode files hold {episodes} episodes of {steps} steps")
     _check_values(data, path)
     return data
@@ -393,23 +287,23 @@ def _check_values(data: Transitions, path: Path) -> None:
     for name, values, space in (("observations", data.observations, data.observation_space),
                                 ("actions", data.actions, data.action_space)):
         if isinstance(space, gym.spaces.Box) and values.shape[1:] != space.shape:
-            raise _damaged(path, f"its {name} have shape {values.shape[1:]} but its {name} space is {space}")
+            raise damaged(path, f"its {name} have shape {values.shape[1:]} but its {name} space is {space}")
     space = data.action_space
     if isinstance(space, gym.spaces.Discrete) and data.actions.dtype.kind in "iu":
         low, high = int(space.start), int(space.start) + int(space.n)
         bad = np.flatnonzero((data.actions < low) | (data.actions >= high))
         if len(bad):
-            raise _damaged(path, f"action {int(data.actions[bad[0]])} at step {int(bad[0])} is outside the action "
+            raise damaged(path, f"action {int(data.actions[bad[0]])} at step {int(bad[0])} is outside the action "
                                  f"space {space}")
     targets = data.action_targets
     if targets is not None:
         n_actions = int(getattr(data.action_space, "n", -1))
         if targets.shape != (len(data), n_actions) or not np.isfinite(targets).all() or (targets < 0).any() or \
                 not np.allclose(targets.sum(axis=1), 1.0, atol=1e-3):
-            raise _damaged(path, f"its search_policy infos are not one probability distribution over the {n_actions} "
+            raise damaged(path, f"its search_policy infos are not one probability distribution over the {n_actions} "
                                  f"actions per step (shape {targets.shape})")
     if data.action_masks is not None and data.action_masks.shape[0] != len(data):
-        raise _damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
+        raise damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
 
 
 def check_spaces(data: Transitions, observation_space: gym.Space[Any], action_space: gym.Space[Any],
