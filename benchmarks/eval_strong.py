@@ -4,7 +4,7 @@ per move.
 An agent loaded through ``rlft.load_agent`` (a run folder, or ``mcts:RUN,sims=200`` for search over it) plays
 ``--games`` games against each opponent -- seats alternating, opponents with random tie-breaks (``alphabeta:K``
 draws among its best moves) -- and every one of its ``act`` calls is timed. Prints W / D / L per opponent, per seat,
-and the mean and worst seconds per move; ``--json FILE`` writes them too.
+and the mean, 99th-percentile and worst seconds per move; ``--json FILE`` writes them too.
 
 Usage::
 
@@ -71,11 +71,15 @@ def main() -> None:
         row = {"win": float(np.mean(returns > 0)), "draw": float(np.mean(returns == 0)),
                "loss": float(np.mean(returns < 0)),
                **{f"win_{s}": float(np.mean(r > 0)) for s, r in seats.items()},
-               "s_per_move_mean": float(np.mean(agent.seconds)), "s_per_move_max": float(np.max(agent.seconds))}
+               "s_per_move_mean": float(np.mean(agent.seconds)),
+               "s_per_move_p99": float(np.percentile(agent.seconds, 99)),
+               "s_per_move_over_1s": float(np.mean(np.asarray(agent.seconds) > 1.0)),
+               "s_per_move_max": float(np.max(agent.seconds))}
         report["opponents"][spec] = row
         print(f"{args.agent} vs {spec}: W/D/L {row['win']:.3f} / {row['draw']:.3f} / {row['loss']:.3f} "
               f"(first {row['win_first']:.2f}, second {row['win_second']:.2f}), s/move mean "
-              f"{row['s_per_move_mean']:.3f} max {row['s_per_move_max']:.3f}", flush=True)
+              f"{row['s_per_move_mean']:.3f} p99 {row['s_per_move_p99']:.3f} max {row['s_per_move_max']:.3f} "
+              f"(over 1 s: {row['s_per_move_over_1s']:.3%})", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 
