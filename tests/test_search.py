@@ -73,9 +73,12 @@ def test_value_head_is_read_for_the_player_to_move(seat: int) -> None:
     assert best(agent, state) == 0
     assert agent.last_search_policy is not None and agent.last_search_policy.argmax() == 0
     assert abs(float(agent.last_search_policy.sum()) - 1.0) < 1e-6
+    # the root value (the critic target `value_target: search`) is for the player who moved: positive here
+    assert agent.last_search_value is not None and 0.5 < agent.last_search_value <= 1.0
     # the opposite head (the piece at the bottom of column 0 is bad for whoever owns it) is avoided
     bad = MCTSAgent(network(-w), ConnectFourState, SearchSettings(sims=64))
     assert best(bad, state) != 0
+    assert bad.last_search_value is not None and bad.last_search_value < agent.last_search_value
 
 
 def test_training_games_are_noisy_and_evaluation_is_deterministic() -> None:
@@ -122,6 +125,7 @@ def test_solver_plays_a_win_in_one_without_searching() -> None:
     state = play(TicTacToeState, [0, 1, 4, 2])  # X: 0, 4; O: 1, 2 (O threatens nothing X cannot ignore)
     assert best(agent, state) == 8 and calls == []
     assert agent.last_search_policy is not None and agent.last_search_policy[8] == 1.0
+    assert agent.last_search_value == 1.0  # a proven win for the player to move
 
 
 def test_solver_proves_a_double_threat_lost_and_stops() -> None:

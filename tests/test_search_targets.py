@@ -19,7 +19,7 @@ from rlft.pipeline.runner import run_pipeline
 from rlft.policy.datasets import load_dataset, load_transitions
 from rlft.policy.games.play import play_game, write_games
 from rlft.policy.search import MCTSAgent, SearchSettings
-from rlft.policy.stages.imitate import bc_loss_and_accuracy, use_search_targets
+from rlft.policy.stages.imitate import bc_loss_and_accuracy, check_value_target, critic_targets, use_search_targets
 from tests.test_search import network
 
 
@@ -40,6 +40,20 @@ def test_visit_distributions_round_trip_through_minari(tmp_path: Path) -> None:
     assert all(data.action_targets[i, a] > 0 for i, a in enumerate(data.actions))
     first = next(load_dataset(tmp_path / "ds").iterate_episodes())
     assert first.infos["search_policy"].shape == (len(first.actions) + 1, 9)
+    # the root value of every move comes back too, in order
+    values = np.array([v for r in results for t in r.traces.values() for v in t.search_values], dtype=np.float32)
+    assert data.value_targets is not None and len(values) == len(data)
+    np.testing.assert_array_equal(data.value_targets, values)
+    assert (np.abs(values) <= 1).all() and first.infos["search_value"].shape == (len(first.actions) + 1, 1)
+
+
+def test_critic_targets_take_the_search_value_where_there_is_one() -> None:
+    returns = np.array([1.0, -1.0, 0.5], dtype=np.float32)
+    searched = np.array([0.2, np.nan, -0.5], dtype=np.float32)
+    np.testing.assert_allclose(critic_targets(returns, searched, "returns"), returns)
+    np.testing.assert_allclose(critic_targets(returns, searched, "search"), [0.2, -1.0, -0.5])
+    np.testing.assert_allclose(critic_targets(returns, searched, "mix"), [0.6, -1.0, 0.0])
+    np.testing.assert_allclose(critic_targets(returns, None, "mix"), returns)
 
 
 def test_soft_target_loss_is_the_cross_entropy() -> None:
@@ -61,6 +75,9 @@ def test_search_targets_needed_when_asked(tmp_path: Path) -> None:
     data = Transitions(*([np.zeros(1)] * 8), observation_space=None, action_space=None)  # type: ignore[arg-type]
     with pytest.raises(DatasetError, match="search_policy"):
         use_search_targets(data, "search", "d")
+    with pytest.raises(DatasetError, match="search_value"):
+        check_value_target(data, "mix", "d")
+    check_value_target(data, "returns", "d")
 
 
 def config(tmp_path: Path) -> dict[str, Any]:
@@ -71,7 +88,8 @@ def config(tmp_path: Path) -> dict[str, Any]:
         "record": {"agent": "alphabeta:3,0.3", "episodes": 20},  # with its search targets
         "imitate": imitate,
         "record_1": {"kind": "record", "agent": "mcts:imitate,sims=16", "episodes": 8, "deterministic": False},
-        "imitate_1": {**imitate, "kind": "imitate", "start_from": "imitate", "targets": "search", "replay": ["record"]},
+        "imitate_1": {**imitate, "kind": "imitate", "start_from": "imitate", "targets": "search", "replay": ["record"],
+                      "value_target": "mix"},  # search values from record_1, the returns for record's games
         "eval": {"episodes": 4, "opponents": ["random"]},
     }
 
@@ -81,6 +99,7 @@ def test_expert_iteration_round_through_the_pipeline(tmp_path: Path) -> None:
     results = run_pipeline(cfg, tmp_path / "run")
     data = load_transitions(tmp_path / "run" / "data" / "record_1")
     assert data.action_targets is not None and len(data) > 8 * 4
+    assert data.value_targets is not None and not np.isnan(data.value_targets).any()
     assert results["imitate_1"].metrics["holdout_accuracy"] >= 0  # trained on the soft targets
     assert set(results["eval"].details["table"]) >= {"imitate", "imitate_1"}
     # the replay window: imitate_1 learnt from record_1's search games and the first record's games
@@ -105,6 +124,9 @@ def test_replayed_datasets_are_joined_episode_by_episode(tmp_path: Path) -> None
     assert len(both) == len(a) + len(b)
     np.testing.assert_array_equal(both.observations, np.concatenate([a.observations, b.observations]))
     np.testing.assert_array_equal(both.action_targets, np.concatenate([a.action_targets, b.action_targets]))
+    b.value_targets = None  # e.g. alpha-beta games: no search values, NaN in the joined data
+    mixed = concat_transitions([a, b], ["a", "b"]).value_targets
+    assert mixed is not None and not np.isnan(mixed[:len(a)]).any() and np.isnan(mixed[len(a):]).all()
     # episodes stay distinct and in order, one last observation each
     assert len(np.unique(both.episode)) == len(np.unique(a.episode)) + len(np.unique(b.episode))
     assert (np.diff(both.episode) >= 0).all() and len(both.last_observations) == len(np.unique(both.episode))

@@ -73,6 +73,10 @@ class ImitateConfig:
     """Adam learning rate for critic warm-up."""
     gamma: float = param(0.99, gt=0, le=1)
     """Discount of the returns the critic is fitted to (use the fine-tuning gamma)."""
+    value_target: Literal["returns", "search", "mix"] = "returns"
+    """What the critic is fitted to: `returns` (the recorded discounted returns), `search` (a search agent's root
+    value per move, recorded as `search_value`), `mix` (the mean of the two). Steps without a search value (e.g.
+    replayed alpha-beta games) keep their returns."""
     tuning: TuningConfig = field(default_factory=TuningConfig)
     """Which parameters train: full / freeze / lora."""
     checkpoint_every: int = param(5, ge=1)

@@ -144,6 +144,9 @@ class Transitions:
     action_space: gym.Space[Any]
     action_targets: np.ndarray | None = None
     """(N, n_actions) a search agent's visit distributions (``infos["search_policy"]``) if every episode has them."""
+    value_targets: np.ndarray | None = None
+    """(N,) a search agent's root values for the player to move (``infos["search_value"]``), NaN in episodes that
+    have none; None when no episode has them."""
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -181,7 +184,7 @@ def load_transitions(spec: str | Path) -> Transitions:
 def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]:
     """The steps of every episode as :class:`Transitions`, with the number of episodes and steps read."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "mask", "rew", "ep", "term", "trunc", "last",
-                                                          "target")}
+                                                          "target", "value")}
     episodes = steps = 0
     for i, ep in enumerate(ds.iterate_episodes()):
         n = len(ep.actions)
@@ -211,6 +214,9 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
         searched = (ep.infos or {}).get("search_policy")
         if searched is not None:
             parts["target"].append(np.asarray(searched, dtype=np.float32)[:n])
+        valued = (ep.infos or {}).get("search_value")
+        parts["value"].append(np.full(n, np.nan, np.float32) if valued is None
+                              else np.asarray(valued, dtype=np.float32).reshape(-1)[:n])
         parts["term"].append(term)
         parts["trunc"].append(trunc)
     if not parts["act"]:
@@ -230,8 +236,15 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
         observation_space=obs_space,
         action_space=ds.action_space,
         action_targets=np.concatenate(parts["target"]) if len(parts["target"]) == len(parts["act"]) else None,
+        value_targets=_value_targets(parts["value"]),
     )
     return data, episodes, steps
+
+
+def _value_targets(parts: list[np.ndarray]) -> np.ndarray | None:
+    """The joined per-step search values, or None when no step has one."""
+    values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return None if np.isnan(values).all() else values
 
 
 def concat_transitions(parts: list[Transitions], names: list[str]) -> Transitions:
@@ -266,6 +279,8 @@ def concat_transitions(parts: list[Transitions], names: list[str]) -> Transition
         observation_space=first.observation_space,
         action_space=first.action_space,
         action_targets=None if first.action_targets is None else join([d.action_targets for d in parts]),
+        value_targets=_value_targets([d.value_targets if d.value_targets is not None
+                                      else np.full(len(d), np.nan, np.float32) for d in parts]),
     )
 
 
@@ -304,6 +319,12 @@ def _check_values(data: Transitions, path: Path) -> None:
                                  f"actions per step (shape {targets.shape})")
     if data.action_masks is not None and data.action_masks.shape[0] != len(data):
         raise damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
+    searched = data.value_targets
+    if searched is not None:
+        known = searched[~np.isnan(searched)] if searched.ndim == 1 else searched
+        if searched.shape != (len(data),) or not np.isfinite(known).all() or (np.abs(known) > 1.0 + 1e-6).any():
+            raise damaged(path, f"its search_value infos are not one value in [-1, 1] per step (shape "
+                                f"{searched.shape})")
 
 
 def check_spaces(data: Transitions, observation_space: gym.Space[Any], action_space: gym.Space[Any],

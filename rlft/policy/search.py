@@ -171,6 +171,9 @@ class MCTSAgent:
         self.meta = getattr(agent, "meta", {})
         self.last_search_policy: np.ndarray | None = None
         """Visit distribution at the root of the last move (None before the first move)."""
+        self.last_search_value: float | None = None
+        """The root's value after the last move's search, for the player who moved (in [-1, 1]: the visit-weighted
+        mean of its edges, or the proven result)."""
 
     def evaluate(self, states: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """(priors (B, n_actions), values (B,)) of the network for positions, each for its player to move."""
@@ -222,6 +225,9 @@ class MCTSAgent:
                 self._backup(path, value_of[id(leaf)])
                 if leaf.terminal is not None:
                     self._prove(path)
+        total = root.visits.sum()
+        self.last_search_value = (float(root.terminal) if root.terminal is not None
+                                  else float(root.value_sum.sum() / total) if total > 0 else None)
         if root.terminal == 1.0 and root.win is not None:
             won = np.zeros(len(root.legal), dtype=np.float64)
             won[root.win] = 1.0

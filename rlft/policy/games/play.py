@@ -52,6 +52,8 @@ class SeatTrace:
     rewards: list[float] = field(default_factory=list)
     search_policies: list[np.ndarray | None] = field(default_factory=list)
     """Per move, the visit distribution of a search agent (``last_search_policy``; None for other agents)."""
+    search_values: list[float | None] = field(default_factory=list)
+    """Per move, the search's root value for the mover (``last_search_value``; None for agents without one)."""
 
 
 @dataclass
@@ -97,6 +99,8 @@ def play_game(env: Any, seats: dict[str, Any], *, seed: int | None = None, deter
             traces[name].actions.append(action)
             searched = getattr(seats[name], "last_search_policy", None)
             traces[name].search_policies.append(None if searched is None else np.array(searched, dtype=np.float32))
+            value = getattr(seats[name], "last_search_value", None)
+            traces[name].search_values.append(None if value is None else float(value))
         env.step(action)
         moves += 1
         if on_position is not None:
@@ -178,11 +182,18 @@ def game_episodes(results: list[GameResult], first_id: int = 0) -> tuple[list[An
 
 def search_infos(trace: SeatTrace, n_actions: int) -> dict[str, np.ndarray]:
     """Minari ``infos`` of a seat's episode: ``search_policy`` (one row per observation, the last one zeros: no move
-    was searched there) when a search agent chose every move, else nothing."""
-    policies = trace.search_policies[: len(trace.actions)]
+    was searched there) when a search agent chose every move, and ``search_value`` (its root value per move, the
+    last entry 0; shape (n + 1, 1)) when it also valued every move; else nothing."""
+    n = len(trace.actions)
+    policies = trace.search_policies[:n]
     if not policies or any(p is None for p in policies):
         return {}
-    return {"search_policy": np.concatenate([np.stack(policies), np.zeros((1, n_actions), np.float32)])}  # type: ignore[arg-type]
+    infos = {"search_policy": np.concatenate([np.stack(policies), np.zeros((1, n_actions), np.float32)])}  # type: ignore[arg-type]
+    values = trace.search_values[:n]
+    if len(values) == n and all(v is not None for v in values):
+        # a column, (n + 1, 1): Minari's Arrow storage cannot read back a 1-D info array (its shape metadata is empty)
+        infos["search_value"] = np.array([*values, 0.0], dtype=np.float32).reshape(-1, 1)
+    return infos
 
 
 def write_games(out: str | Path, results: list[GameResult], env: Any, metadata: dict[str, Any]) -> Path:

@@ -102,6 +102,14 @@ def use_search_targets(data: Transitions, targets: str, dataset: str) -> Transit
     return data
 
 
+def check_value_target(data: Transitions, value_target: str, dataset: str) -> None:
+    """``value_target: search / mix`` needs search values in the data (a DatasetError naming the fix if none)."""
+    if value_target != "returns" and data.value_targets is None:
+        raise DatasetError(f"imitate.value_target is '{value_target}', but the dataset '{dataset}' (and what it "
+                           "replays) holds no search_value (it was not recorded by an mcts: agent). Record it with "
+                           "`agent: mcts:RUN` or set value_target: returns.")
+
+
 def _evaluate(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
               masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probability of ``actions``, greedy action) under the (masked) policy."""
@@ -146,6 +154,17 @@ def discounted_targets(data: Transitions, gamma: float) -> tuple[np.ndarray, np.
         returns[t] = running
         to_end[t] = discount
     return returns, to_end
+
+
+def critic_targets(returns: np.ndarray, search_values: np.ndarray | None, value_target: str) -> np.ndarray:
+    """What the critic is fitted to per step: the returns, the search's root value (``search``) or their mean
+    (``mix``); steps without a search value (NaN) keep their returns."""
+    if value_target == "returns" or search_values is None:
+        return returns
+    known = ~np.isnan(search_values)
+    out = returns.copy()
+    out[known] = search_values[known] if value_target == "search" else (returns[known] + search_values[known]) / 2
+    return out
 
 
 @dataclass
@@ -218,7 +237,8 @@ def behaviour_clone(
             with torch.no_grad():
                 last_values = policy.predict_values(
                     torch.as_tensor(data.last_observations, device=device)).flatten().cpu().numpy()
-            targets = mc_returns + boot * last_values[data.episode]
+            targets = critic_targets(mc_returns + boot * last_values[data.episode], data.value_targets,
+                                     cfg.value_target)
         losses, accs = [], []
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
@@ -284,6 +304,7 @@ def run(ctx: StageContext[ImitateConfig]) -> StageResult:
                            "`record` stage before it.")
     sources = [str(dataset)] + [ctx.artifacts.dataset_of(r, by=f"{ctx.name}.replay") for r in cfg.replay]
     data = concat_transitions([use_search_targets(load_transitions(s), cfg.targets, s) for s in sources], sources)
+    check_value_target(data, cfg.value_target, str(dataset))
     if cfg.replay:
         log.info("%s: %d steps from %d datasets (%s)", ctx.name, len(data), len(sources), ", ".join(sources))
     env_spec = ctx.env.id
