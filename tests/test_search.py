@@ -147,3 +147,42 @@ def test_solver_carries_a_forced_win_up_the_tree() -> None:
     state = play(ConnectFourState, [2, 6, 3, 6])
     visits = agent.search(state, noise=False)
     assert visits.sum() == 1.0 and int(visits.argmax()) in (1, 4)
+
+
+def test_tree_reuse_searches_on_from_the_reply_and_tops_up_to_sims() -> None:
+    """With reuse=1 the position after the agent's move and the reply is found in the last tree: its visits are
+    kept, the search only tops them up to ``sims`` (fewer network calls), and a position the tree does not hold
+    (a new game) gets a fresh tree."""
+    def counted(reuse: int) -> tuple[MCTSAgent, list[int]]:
+        agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=200, reuse=reuse))
+        calls: list[int] = []
+        evaluate = agent.evaluate
+        agent.evaluate = lambda states: calls.append(len(states)) or evaluate(states)  # type: ignore[method-assign]
+        return agent, calls
+
+    start = ConnectFourState.initial()
+    for reuse in (0, 1):
+        agent, calls = counted(reuse)
+        first = best(agent, start)
+        reply = start.play(first).play(3)
+        assert reuse == 0 or agent._subtree(reply).visits.sum() > 0  # type: ignore[union-attr]
+        before = len(calls)
+        agent.search(reply, noise=False)
+        root = agent._tree
+        if reuse:
+            assert root is not None and root.visits.sum() == 200  # topped up, not 200 more
+            reused_calls = len(calls) - before
+        else:
+            assert root is None
+            fresh_calls = len(calls) - before
+    assert reused_calls < fresh_calls
+    # the reused search still finds the win in one, and a new game's first position starts a fresh tree
+    agent, _ = counted(1)
+    best(agent, play(ConnectFourState, [2, 6, 3, 6]))
+    threat = play(ConnectFourState, [2, 6, 3, 6, 4, 0])
+    assert best(agent, threat) in (1, 5)
+    fresh = ConnectFourState.initial()
+    assert agent._subtree(fresh) is None
+    assert agent.search(fresh, noise=False).sum() == 200
+    # one agent in both seats (self-play recording): the next position is one ply down, searched on too
+    assert agent._subtree(fresh.play(3)).visits.sum() > 0  # type: ignore[union-attr]
