@@ -68,13 +68,12 @@ def main() -> None:
         opponent = resolve_agent(spec, plugin, seed=args.seed + 1)
         returns = np.array(play_games(env, agent, opponent, range(args.games), seed=args.seed))
         seats = {"first": returns[0::2], "second": returns[1::2]}
+        seconds = np.asarray(agent.seconds)
         row = {"win": float(np.mean(returns > 0)), "draw": float(np.mean(returns == 0)),
                "loss": float(np.mean(returns < 0)),
                **{f"win_{s}": float(np.mean(r > 0)) for s, r in seats.items()},
-               "s_per_move_mean": float(np.mean(agent.seconds)),
-               "s_per_move_p99": float(np.percentile(agent.seconds, 99)),
-               "s_per_move_over_1s": float(np.mean(np.asarray(agent.seconds) > 1.0)),
-               "s_per_move_max": float(np.max(agent.seconds))}
+               "s_per_move_mean": float(seconds.mean()), "s_per_move_p99": float(np.percentile(seconds, 99)),
+               "s_per_move_over_1s": float(np.mean(seconds > 1.0)), "s_per_move_max": float(seconds.max())}
         report["opponents"][spec] = row
         print(f"{args.agent} vs {spec}: W/D/L {row['win']:.3f} / {row['draw']:.3f} / {row['loss']:.3f} "
               f"(first {row['win_first']:.2f}, second {row['win_second']:.2f}), s/move mean "

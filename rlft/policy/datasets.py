@@ -243,7 +243,7 @@ def _read_transitions(ds: Any, spec: str | Path) -> tuple[Transitions, int, int]
 
 def _value_targets(parts: list[np.ndarray]) -> np.ndarray | None:
     """The joined per-step search values, or None when no step has one."""
-    values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    values = np.concatenate(parts)
     return None if np.isnan(values).all() else values
 
 
@@ -321,7 +321,7 @@ def _check_values(data: Transitions, path: Path) -> None:
         raise damaged(path, f"it has {data.action_masks.shape[0]} action masks for {len(data)} steps")
     searched = data.value_targets
     if searched is not None:
-        known = searched[~np.isnan(searched)] if searched.ndim == 1 else searched
+        known = searched[~np.isnan(searched)]
         if searched.shape != (len(data),) or not np.isfinite(known).all() or (np.abs(known) > 1.0 + 1e-6).any():
             raise damaged(path, f"its search_value infos are not one value in [-1, 1] per step (shape "
                                 f"{searched.shape})")
