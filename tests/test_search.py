@@ -12,7 +12,7 @@ from rlft.core.errors import ConfigError
 from rlft.envs.game_state import ConnectFourState, TicTacToeState
 from rlft.policies.networks import PolicySpec, build_policy
 from rlft.policy.agents import PolicyAgent
-from rlft.policy.search import MCTSAgent, SearchSettings, parse_spec
+from rlft.policy.search import MCTSAgent, SearchSettings, _Node, parse_spec
 
 
 def network(value_weights: np.ndarray | None = None, shape: tuple[int, ...] = (6, 7, 2), n: int = 7) -> PolicyAgent:
@@ -38,13 +38,14 @@ def best(agent: MCTSAgent, state: ConnectFourState | TicTacToeState) -> int:
     return agent.act(state.observation(), state.legal_mask().astype(np.int8), deterministic=True)
 
 
+@pytest.mark.parametrize("fpu", [-1.0, 0.0])
 @pytest.mark.parametrize("seat", [0, 1])
-def test_finds_a_forced_win_from_the_rules(seat: int) -> None:
+def test_finds_a_forced_win_from_the_rules(seat: int, fpu: float) -> None:
     """Connect Four, bottom row: the mover has pieces in columns 2 and 3 with 1 and 4 open (and 0 and 5 too); the
     open three after 1 or 4 cannot be blocked at both ends: a win in three plies that a flat network cannot see."""
     prefix = [0] if seat == 1 else []  # second seat: the first player's piece in column 0 leaves only 4 winning
     state = play(ConnectFourState, [*prefix, 2, 6, 3, 6])
-    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=400))
+    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=400, fpu=fpu))
     assert best(agent, state) in ((1, 4) if seat == 0 else (4,))
     # and an immediate win is taken (the open three 2-3-4 after the opponent played elsewhere)
     state = play(ConnectFourState, [*prefix, 2, 6, 3, 6, 4, 0])
@@ -79,6 +80,21 @@ def test_value_head_is_read_for_the_player_to_move(seat: int) -> None:
     bad = MCTSAgent(network(-w), ConnectFourState, SearchSettings(sims=64))
     assert best(bad, state) != 0
     assert bad.last_search_value is not None and bad.last_search_value < agent.last_search_value
+
+
+def test_first_play_urgency_is_what_an_unvisited_move_counts_as() -> None:
+    """One move visited once, valued -0.3. Counted as a draw (fpu < 0), the unvisited moves beat it; counted as the
+    position's own value minus the reduction (fpu=0.1, a position valued -0.8), the search stays on it."""
+    node = _Node(ConnectFourState.initial())
+    node.prior = np.full(7, 1 / 7)
+    node.visits[3], node.value_sum[3] = 1, -0.3
+    assert node.select(c_puct=1.0) != 3
+    agent = MCTSAgent(network(), ConnectFourState, SearchSettings(fpu=0.1))
+    node.fpu_q = agent._fpu(-0.8)
+    assert node.fpu_q == pytest.approx(-0.9)
+    assert node.select(c_puct=1.0) == 3
+    assert MCTSAgent(network(), ConnectFourState, SearchSettings(fpu=-1))._fpu(-0.8) == 0.0  # a draw
+    assert MCTSAgent(network(), ConnectFourState)._fpu(-0.8) == pytest.approx(-0.8)  # the default: its own value
 
 
 def test_training_games_are_noisy_and_evaluation_is_deterministic() -> None:

@@ -62,6 +62,11 @@ class SearchSettings:
     winning lines the shorter one scores higher, and of two lost ones the longer."""
     seed: int = 0
     """Seed of the noise and of sampling."""
+    fpu: float = 0.0
+    """First-play urgency: the value an unvisited move counts as in PUCT. 0 or more: the position's own network
+    value minus this much (Leela Zero's and KataGo's choice: where every move looks bad the search stays on its
+    best lines instead of widening); negative: 0, a draw (AlphaZero's). On 389 solver-labelled positions kept apart
+    from the benchmark set, 200 simulations: -1 -> 0.758 optimal, 0 -> 0.779, 0.2 -> 0.771, 0.5 -> 0.763."""
     reuse: int = 0
     """1: keep the tree between moves: when the position to search was reached in the last move's tree (one ply
     down in self-play, two after the opponent's reply), search on from that subtree, topping its visits up to
@@ -102,7 +107,7 @@ class _Node:
     proven from the children (MCTS-solver: a move to a lost position wins; a position whose every move hands the
     opponent an immediate win is lost)."""
 
-    __slots__ = ("state", "legal", "prior", "visits", "value_sum", "children", "terminal", "win", "losing")
+    __slots__ = ("state", "legal", "prior", "visits", "value_sum", "children", "terminal", "win", "losing", "fpu_q")
 
     def __init__(self, state: Any) -> None:
         self.state = state
@@ -120,11 +125,13 @@ class _Node:
         self.children: dict[int, _Node] = {}
         self.losing = np.zeros(len(self.legal), dtype=bool)
         """Moves proven to lose (the opponent then wins); PUCT skips them while another move is left."""
+        self.fpu_q = 0.0
+        """The value unvisited moves count as (SearchSettings.fpu)."""
 
     def select(self, c_puct: float) -> int:
         assert self.prior is not None
         total = self.visits.sum()
-        q = np.divide(self.value_sum, self.visits, out=np.zeros_like(self.value_sum), where=self.visits > 0)
+        q = np.divide(self.value_sum, self.visits, out=np.full_like(self.value_sum, self.fpu_q), where=self.visits > 0)
         score = q + c_puct * self.prior * math.sqrt(total + 1.0) / (1.0 + self.visits)
         allowed = self.legal & ~self.losing
         score[~(allowed if allowed.any() else self.legal)] = -np.inf
@@ -196,8 +203,9 @@ class MCTSAgent:
         root = (self._subtree(state) if s.reuse else None) or _Node(state)
         if root.win is None and root.terminal is None:
             if root.prior is None:
-                priors, _ = self.evaluate([state])
+                priors, values = self.evaluate([state])
                 root.prior = priors[0]
+                root.fpu_q = self._fpu(float(values[0]))
                 root.expand()
             if noise and s.noise_frac > 0:
                 legal = np.flatnonzero(root.legal)
@@ -226,7 +234,7 @@ class MCTSAgent:
             priors, values = self.evaluate([leaf.state for leaf in unique])
             value_of = {}
             for leaf, p, v in zip(unique, priors, values):
-                leaf.prior = p
+                leaf.prior, leaf.fpu_q = p, self._fpu(float(v))
                 value_of[id(leaf)] = -1.0 if leaf.expand() else float(v)
             for path, leaf in pending:
                 self._backup(path, value_of[id(leaf)])
@@ -240,6 +248,10 @@ class MCTSAgent:
             won[root.win] = 1.0
             return won
         return root.visits
+
+    def _fpu(self, value: float) -> float:
+        """What unvisited moves of a position whose network value is ``value`` count as."""
+        return 0.0 if self.settings.fpu < 0 else value - self.settings.fpu
 
     def _subtree(self, state: Any) -> _Node | None:
         """The node of ``state`` one ply below the last move's root (the same agent playing both seats, as in
