@@ -111,6 +111,9 @@ def test_spec_parsing_errors_name_the_option() -> None:
         parse_spec("mcts:runs/x,simz=5")
     with pytest.raises(ConfigError, match="names no agent"):
         parse_spec("mcts:")
+    assert parse_spec("mcts:runs/x,solve=18,fpu=0.2")[1].solve == 18
+    with pytest.raises(ConfigError, match="solve >= 0"):
+        parse_spec("mcts:runs/x,solve=-1")
 
 
 def biased_network(favourite: int, shape: tuple[int, ...] = (3, 3, 2), n: int = 9) -> PolicyAgent:

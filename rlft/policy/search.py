@@ -35,6 +35,7 @@ from rlft.core.agent import check_mask, load_agent
 from rlft.core.envs import resolve_env
 from rlft.core.errors import ConfigError, PluginError
 from rlft.policies.networks import masked_logits
+from rlft.policy.endgame import EndgameSolver
 
 
 @dataclass
@@ -67,6 +68,14 @@ class SearchSettings:
     value minus this much (Leela Zero's and KataGo's choice: where every move looks bad the search stays on its
     best lines instead of widening); negative: 0, a draw (AlphaZero's). On 389 solver-labelled positions kept apart
     from the benchmark set, 200 simulations: -1 -> 0.758 optimal, 0 -> 0.779, 0.2 -> 0.771, 0.5 -> 0.763."""
+    solve: int = 0
+    """Exact endgame (``rlft/policy/endgame.py``): when at most this many cells of the board are empty, solve the
+    position to the end by alpha-beta over the rules (at most ``solve_nodes`` positions) before searching, and let
+    PUCT choose only among the moves of the best exact value (win / draw / loss). 0: off, pure PUCT. Cells are read
+    from the observation planes (one stone per occupied cell, as in Connect Four and tic-tac-toe)."""
+    solve_nodes: int = 20_000
+    """Node budget of one endgame solve (about 30 us a position for Connect Four); past it the search goes on
+    without the exact values."""
     reuse: int = 0
     """1: keep the tree between moves: when the position to search was reached in the last move's tree (one ply
     down in self-play, two after the opponent's reply), search on from that subtree, topping its visits up to
@@ -93,9 +102,9 @@ def parse_spec(spec: str) -> tuple[str, SearchSettings]:
             raise ConfigError(f"The agent spec '{spec}': {key} must be a number, got '{value}'.") from None
     settings = SearchSettings(**values)
     if settings.sims < 1 or settings.batch < 1 or settings.c_puct <= 0 or settings.temp < 0 or \
-            not 0 < settings.discount <= 1:
-        raise ConfigError(f"The agent spec '{spec}': sims and batch must be >= 1, c_puct > 0, temp >= 0 and "
-                          "0 < discount <= 1.")
+            not 0 < settings.discount <= 1 or settings.solve < 0 or settings.solve_nodes < 1:
+        raise ConfigError(f"The agent spec '{spec}': sims, batch and solve_nodes must be >= 1, c_puct > 0, temp >= 0, "
+                          "solve >= 0 and 0 < discount <= 1.")
     return run, settings
 
 
@@ -183,6 +192,7 @@ class MCTSAgent:
         self.last_search_policy: np.ndarray | None = None
         """Visit distribution at the root of the last move (None before the first move)."""
         self._tree: _Node | None = None  # the last move's root (settings.reuse)
+        self._solver = EndgameSolver(self.settings.solve_nodes) if self.settings.solve > 0 else None
         self.last_search_value: float | None = None
         """The root's value after the last move's search, for the player who moved (in [-1, 1]: the visit-weighted
         mean of its edges, or the proven result)."""
@@ -201,12 +211,18 @@ class MCTSAgent:
         proven one)."""
         s = self.settings
         root = (self._subtree(state) if s.reuse else None) or _Node(state)
+        exact: np.ndarray | None = None
         if root.win is None and root.terminal is None:
             if root.prior is None:
                 priors, values = self.evaluate([state])
                 root.prior = priors[0]
                 root.fpu_q = self._fpu(float(values[0]))
                 root.expand()
+            exact = self._solve(state)
+            if exact is not None:  # only the moves of the best exact value are searched (and can be played)
+                best = np.nanmax(exact)
+                worse = root.legal & ~(exact == best)
+                root.losing |= worse
             if noise and s.noise_frac > 0:
                 legal = np.flatnonzero(root.legal)
                 eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
@@ -242,12 +258,25 @@ class MCTSAgent:
                     self._prove(path)
         total = root.visits.sum()
         self.last_search_value = (float(root.terminal) if root.terminal is not None
+                                  else float(np.nanmax(exact)) if exact is not None
                                   else float(root.value_sum.sum() / total) if total > 0 else None)
         if root.terminal == 1.0 and root.win is not None:
             won = np.zeros(len(root.legal), dtype=np.float64)
             won[root.win] = 1.0
             return won
+        if exact is not None:  # a reused tree may hold visits to the moves the solver ruled out
+            return np.where(exact == np.nanmax(exact), root.visits, 0.0)
         return root.visits
+
+    def _solve(self, state: Any) -> np.ndarray | None:
+        """The exact value of every move (``SearchSettings.solve``), or None: solving is off, the board is not yet
+        empty enough, or the node budget ran out."""
+        if self._solver is None:
+            return None
+        planes = state.observation()
+        if planes[..., 0].size - int(planes.sum()) > self.settings.solve:
+            return None
+        return self._solver.move_values(state)
 
     def _fpu(self, value: float) -> float:
         """What unvisited moves of a position whose network value is ``value`` count as."""

@@ -1,0 +1,82 @@
+"""The exact endgame solver (rlft/policy/endgame.py) and the search agent's use of it (mcts:...,solve=K)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlft.envs.game_state import ConnectFourState, TicTacToeState
+from rlft.policy.endgame import EndgameSolver
+from rlft.policy.search import MCTSAgent, SearchSettings
+from tests.test_search import network
+
+
+def negamax_values(state: ConnectFourState | TicTacToeState) -> np.ndarray:
+    """Every legal move's win / draw / loss value by plain negamax (no pruning; memoised), the reference."""
+
+    memo: dict[tuple[int, int], int] = {}
+
+    def value(s: ConnectFourState | TicTacToeState) -> int:
+        done = s.terminal_value()
+        if done is not None:
+            return int(done)
+        if s.key() not in memo:
+            memo[s.key()] = max(-value(s.play(int(a))) for a in np.flatnonzero(s.legal_mask()))
+        return memo[s.key()]
+
+    return np.array([-value(state.play(a)) if ok else np.nan for a, ok in enumerate(state.legal_mask())])
+
+
+def random_position(cls: type, plies: int, rng: np.random.Generator) -> ConnectFourState | TicTacToeState | None:
+    s = cls.initial()
+    for _ in range(plies):
+        if s.terminal_value() is not None:
+            return None
+        s = s.play(int(rng.choice(np.flatnonzero(s.legal_mask()))))
+    return s if s.terminal_value() is None else None
+
+
+@pytest.mark.parametrize(("cls", "plies", "n"), [(TicTacToeState, 0, 1), (TicTacToeState, 3, 30),
+                                                 (ConnectFourState, 32, 25)])
+def test_solver_agrees_with_plain_negamax(cls: type, plies: int, n: int) -> None:
+    rng = np.random.default_rng(0)
+    positions = [p for p in (random_position(cls, plies, rng) for _ in range(40 * n)) if p is not None][:n]
+    assert len(positions) == n
+    solver = EndgameSolver(max_nodes=10**6)
+    outcomes = set()
+    for s in positions:
+        got, want = solver.move_values(s), negamax_values(s)
+        assert got is not None
+        np.testing.assert_array_equal(got, want)
+        outcomes.add(float(np.nanmax(want)))
+    if plies == 0:
+        assert outcomes == {0.0}  # tic-tac-toe is a draw
+    else:
+        assert len(outcomes) > 1  # wins, draws and losses among the positions: the check is not one-sided
+
+
+def test_solver_gives_up_past_its_budget() -> None:
+    solver = EndgameSolver(max_nodes=50)
+    assert solver.move_values(ConnectFourState.initial()) is None
+    assert solver.nodes > 50
+
+
+def test_search_with_the_solver_plays_only_moves_of_the_best_exact_value() -> None:
+    """A flat network (uniform prior, value 0) with 16 simulations cannot tell Connect Four endgame moves apart;
+    with solve=10 every move it picks keeps the best exact result, and without it some do not."""
+    rng = np.random.default_rng(1)
+    decisive: list[tuple[ConnectFourState, np.ndarray]] = []
+    while len(decisive) < 40:  # positions where the moves differ in exact value
+        s = random_position(ConnectFourState, 32, rng)
+        if s is not None and np.unique((v := negamax_values(s))[~np.isnan(v)]).size > 1:
+            decisive.append((s, v))
+    solving = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=16, solve=10))
+    pure = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=16))
+
+    def best_kept(agent: MCTSAgent) -> float:
+        picks = [agent.act(s.observation(), s.legal_mask().astype(np.int8)) for s, _ in decisive]
+        return float(np.mean([v[a] == np.nanmax(v) for a, (_, v) in zip(picks, decisive)]))
+
+    assert best_kept(solving) == 1.0
+    assert best_kept(pure) < 1.0
+    assert solving.last_search_value in (-1.0, 0.0, 1.0)  # the exact result, for the player who moved
