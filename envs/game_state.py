@@ -66,7 +66,10 @@ class GameState(Protocol):
         """The observation planes of the player to move, exactly as the PettingZoo env gives them."""
         ...
 
-    # Optional: ``symmetries() -> list[Symmetry]`` (classmethod), the game's symmetries other than the identity.
+    # Optional: ``symmetries() -> list[Symmetry]`` (classmethod), the game's symmetries other than the identity;
+    # ``ordered_moves() -> list[tuple[int, GameState]]``, the legal moves and the positions they lead to, the most
+    # promising first (the exact endgame solver, rlft/policy/endgame.py, visits them in this order: good moves first
+    # make alpha-beta cut early).
 
 
 # -- Connect Four ------------------------------------------------------------------------------------------------
@@ -76,8 +79,23 @@ C4_ROWS, C4_COLS, _H1 = 6, 7, 7
 _BOTTOM = sum(1 << (_H1 * c) for c in range(C4_COLS))
 _FULL = sum(((1 << C4_ROWS) - 1) << (_H1 * c) for c in range(C4_COLS))
 _TOP = [1 << (_H1 * c + C4_ROWS - 1) for c in range(C4_COLS)]
+_CENTRE_FIRST = (3, 2, 4, 1, 5, 0, 6)
 # (bit, row from the top, column) of every cell: to read and write the (6, 7) planes
 _CELLS = [(1 << (_H1 * c + h), C4_ROWS - 1 - h, c) for c in range(C4_COLS) for h in range(C4_ROWS)]
+
+
+def open_fours(bits: int, occupied: int) -> int:
+    """The empty cells that would complete four in a line for the player whose pieces are ``bits`` (its threats;
+    Pascal Pons' bitboard formula)."""
+    r = (bits << 1) & (bits << 2) & (bits << 3)  # vertical: three below
+    for shift in (_H1, _H1 - 1, _H1 + 1):  # horizontal and the two diagonals: the gap anywhere in the line
+        pair = (bits << shift) & (bits << 2 * shift)
+        r |= pair & (bits << 3 * shift)
+        r |= pair & (bits >> shift)
+        pair = (bits >> shift) & (bits >> 2 * shift)
+        r |= pair & (bits << shift)
+        r |= pair & (bits >> 3 * shift)
+    return r & (_FULL ^ occupied)
 
 
 def four_in_a_row(bits: int) -> bool:
@@ -147,6 +165,12 @@ class ConnectFourState:
     def key(self) -> tuple[int, int]:
         """A hashable identity of the position (for transposition tables)."""
         return self.mine, self.occupied
+
+    def ordered_moves(self) -> list[tuple[int, ConnectFourState]]:
+        """The legal moves and their positions, the ones that leave the mover the most threats (cells that would
+        complete a four) first, then centre first: Pons' ordering, which halves the exact solver's nodes."""
+        moves = [(a, self.play(a)) for a in _CENTRE_FIRST if not self.occupied & _TOP[a]]
+        return sorted(moves, key=lambda m: -open_fours(m[1].occupied ^ m[1].mine, m[1].occupied).bit_count())
 
     @classmethod
     def symmetries(cls) -> list[Symmetry]:

@@ -6,25 +6,27 @@ import numpy as np
 import pytest
 
 from rlft.envs.game_state import ConnectFourState, TicTacToeState
-from rlft.policy.endgame import EndgameSolver
+from rlft.policy.endgame import EndgameSolver, empty_cells
 from rlft.policy.search import MCTSAgent, SearchSettings
 from tests.test_search import network
 
 
 def negamax_values(state: ConnectFourState | TicTacToeState) -> np.ndarray:
-    """Every legal move's win / draw / loss value by plain negamax (no pruning; memoised), the reference."""
+    """Every legal move's exact score by plain negamax (no pruning; memoised), the reference: a win
+    +(empty cells after the winning stone + 1), a loss the negative, a draw 0."""
 
     memo: dict[tuple[int, int], int] = {}
 
-    def value(s: ConnectFourState | TicTacToeState) -> int:
+    def value(s: ConnectFourState | TicTacToeState, cells: int) -> int:
         done = s.terminal_value()
         if done is not None:
-            return int(done)
+            return -(cells + 1) if done == -1 else 0
         if s.key() not in memo:
-            memo[s.key()] = max(-value(s.play(int(a))) for a in np.flatnonzero(s.legal_mask()))
+            memo[s.key()] = max(-value(s.play(int(a)), cells - 1) for a in np.flatnonzero(s.legal_mask()))
         return memo[s.key()]
 
-    return np.array([-value(state.play(a)) if ok else np.nan for a, ok in enumerate(state.legal_mask())])
+    cells = empty_cells(state)
+    return np.array([-value(state.play(a), cells - 1) if ok else np.nan for a, ok in enumerate(state.legal_mask())])
 
 
 def random_position(cls: type, plies: int, rng: np.random.Generator) -> ConnectFourState | TicTacToeState | None:
@@ -43,16 +45,22 @@ def test_solver_agrees_with_plain_negamax(cls: type, plies: int, n: int) -> None
     positions = [p for p in (random_position(cls, plies, rng) for _ in range(40 * n)) if p is not None][:n]
     assert len(positions) == n
     solver = EndgameSolver(max_nodes=10**6)
-    outcomes = set()
+    outcomes, distances = set(), set()
     for s in positions:
         got, want = solver.move_values(s), negamax_values(s)
         assert got is not None
-        np.testing.assert_array_equal(got, want)
-        outcomes.add(float(np.nanmax(want)))
+        best = np.nanmax(want)
+        np.testing.assert_array_equal(got == np.nanmax(got), want == best)  # the same optimal moves
+        assert np.nanmax(got) == best  # with their exact score
+        assert np.all(np.isnan(got) == np.isnan(want)) and np.all(got[want < best] < best)
+        outcomes.add(float(np.sign(best)))
+        distances.add(float(best))
     if plies == 0:
         assert outcomes == {0.0}  # tic-tac-toe is a draw
     else:
         assert len(outcomes) > 1  # wins, draws and losses among the positions: the check is not one-sided
+    if cls is ConnectFourState:
+        assert len(distances) > len(outcomes)  # and wins (or losses) of different lengths
 
 
 def test_solver_gives_up_past_its_budget() -> None:

@@ -53,3 +53,31 @@ def test_illegal_move_is_refused() -> None:
         state = state.play(0) if state.terminal_value() is None else state
     with pytest.raises(ValueError, match="column 0"):
         state.play(0)
+
+
+def test_connect_four_threats_are_the_cells_that_complete_a_four() -> None:
+    """open_fours (the exact solver's move ordering) agrees with brute force: a cell is a threat exactly when putting
+    the player's stone there makes four in a line; ordered_moves lists every legal move once, best-threat first."""
+    from rlft.envs.game_state import _CELLS, ConnectFourState, four_in_a_row, open_fours
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(200):
+        state = ConnectFourState.initial()
+        for _ in range(int(rng.integers(4, 30))):
+            if state.terminal_value() is not None:
+                break
+            state = state.play(int(rng.choice(np.flatnonzero(state.legal_mask()))))
+        for bits in (state.mine, state.occupied ^ state.mine):
+            if four_in_a_row(bits):  # the game is over: every cell "completes" a four
+                continue
+            want = sum(bit for bit, _, _ in _CELLS if not state.occupied & bit and four_in_a_row(bits | bit))
+            assert open_fours(bits, state.occupied) == want
+            checked += want != 0
+        if state.terminal_value() is None:
+            moves = state.ordered_moves()
+            assert sorted(a for a, _ in moves) == np.flatnonzero(state.legal_mask()).tolist()
+            assert all(child.key() == state.play(a).key() for a, child in moves)
+            counts = [open_fours(c.occupied ^ c.mine, c.occupied).bit_count() for _, c in moves]
+            assert counts == sorted(counts, reverse=True)
+    assert checked > 50  # positions with threats were seen, not only quiet ones

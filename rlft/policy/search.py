@@ -71,8 +71,9 @@ class SearchSettings:
     solve: int = 0
     """Exact endgame (``rlft/policy/endgame.py``): when at most this many cells of the board are empty, solve the
     position to the end by alpha-beta over the rules (at most ``solve_nodes`` positions) before searching, and let
-    PUCT choose only among the moves of the best exact value (win / draw / loss). 0: off, pure PUCT. Cells are read
-    from the observation planes (one stone per occupied cell, as in Connect Four and tic-tac-toe)."""
+    PUCT choose only among the moves of the best exact value (the result, and how soon: the fastest win, the
+    longest-delayed loss). 0: off, pure PUCT. Cells are read from the observation planes (one stone per occupied cell,
+    as in Connect Four and tic-tac-toe)."""
     solve_nodes: int = 20_000
     """Node budget of one endgame solve (about 30 us a position for Connect Four); past it the search goes on
     without the exact values."""
@@ -258,7 +259,7 @@ class MCTSAgent:
                     self._prove(path)
         total = root.visits.sum()
         self.last_search_value = (float(root.terminal) if root.terminal is not None
-                                  else float(np.nanmax(exact)) if exact is not None
+                                  else float(np.sign(np.nanmax(exact))) if exact is not None
                                   else float(root.value_sum.sum() / total) if total > 0 else None)
         if root.terminal == 1.0 and root.win is not None:
             won = np.zeros(len(root.legal), dtype=np.float64)
