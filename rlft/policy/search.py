@@ -74,9 +74,9 @@ class SearchSettings:
     PUCT choose only among the moves of the best exact value (the result, and how soon: the fastest win, the
     longest-delayed loss). 0: off, pure PUCT. Cells are read from the observation planes (one stone per occupied cell,
     as in Connect Four and tic-tac-toe)."""
-    solve_nodes: int = 20_000
-    """Node budget of one endgame solve (about 30 us a position for Connect Four); past it the search goes on
-    without the exact values."""
+    solve_nodes: int = 50_000
+    """Node budget of one endgame solve (about 10 us a position for Connect Four: 0.5 s); past it the search goes
+    on without the exact values."""
     reuse: int = 0
     """1: keep the tree between moves: when the position to search was reached in the last move's tree (one ply
     down in self-play, two after the opponent's reply), search on from that subtree, topping its visits up to
