@@ -77,6 +77,11 @@ class SearchSettings:
     solve_nodes: int = 50_000
     """Node budget of one endgame solve (about 10 us a position for Connect Four: 0.5 s); past it the search goes
     on without the exact values."""
+    sym: int = 0
+    """1: evaluate every position on the network together with its symmetric images (the game state's
+    ``symmetries()``: Connect Four's mirror image) and average the priors (mapped back to the position's moves) and
+    the values: the ensemble of views AlphaZero used at play time, one forward pass of twice the batch. 0: the
+    position as it is."""
     reuse: int = 0
     """1: keep the tree between moves: when the position to search was reached in the last move's tree (one ply
     down in self-play, two after the opponent's reply), search on from that subtree, topping its visits up to
@@ -194,18 +199,31 @@ class MCTSAgent:
         """Visit distribution at the root of the last move (None before the first move)."""
         self._tree: _Node | None = None  # the last move's root (settings.reuse)
         self._solver = EndgameSolver(self.settings.solve_nodes) if self.settings.solve > 0 else None
+        symmetries = getattr(state_cls, "symmetries", None)
+        if self.settings.sym and symmetries is None:
+            raise PluginError(f"mcts sym=1 needs the game state to offer symmetries() ({state_cls.__name__} has none); "
+                              "drop sym=1.")
+        self._symmetries = symmetries() if self.settings.sym and symmetries is not None else []
         self.last_search_value: float | None = None
         """The root's value after the last move's search, for the player who moved (in [-1, 1]: the visit-weighted
         mean of its edges, or the proven result)."""
 
     def evaluate(self, states: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(priors (B, n_actions), values (B,)) of the network for positions, each for its player to move."""
-        obs = torch.as_tensor(np.stack([s.observation() for s in states]), device=self.policy.device)
+        """(priors (B, n_actions), values (B,)) of the network for positions, each for its player to move (averaged
+        over the position's symmetric images with ``sym=1``)."""
+        planes = np.stack([s.observation() for s in states])
         masks = np.stack([s.legal_mask() for s in states])
+        views = [(planes, masks, None)] + [(sym.observations(planes), masks[:, np.argsort(sym.actions)], sym.actions)
+                                           for sym in self._symmetries]
+        obs = torch.as_tensor(np.concatenate([v[0] for v in views]), device=self.policy.device)
         with torch.no_grad():
             logits, values = logits_and_values(self.policy, obs)
-            priors = torch.softmax(masked_logits(logits, masks), dim=-1)
-        return priors.cpu().numpy().astype(np.float64), values.clamp(-1.0, 1.0).cpu().numpy().astype(np.float64)
+            priors = torch.softmax(masked_logits(logits, np.concatenate([v[1] for v in views])), dim=-1)
+        p = priors.cpu().numpy().astype(np.float64).reshape(len(views), len(states), -1)
+        v = values.clamp(-1.0, 1.0).cpu().numpy().astype(np.float64).reshape(len(views), len(states))
+        # a view's prior of its move actions[a] is the position's prior of move a
+        prior = sum(p[k] if actions is None else p[k][:, actions] for k, (_, _, actions) in enumerate(views))
+        return prior / len(views), v.mean(axis=0)
 
     def search(self, state: Any, noise: bool) -> np.ndarray:
         """Run the simulations from ``state``; the root's visit counts (all on the winning move once the search has
