@@ -205,3 +205,25 @@ def test_tree_reuse_searches_on_from_the_reply_and_tops_up_to_sims() -> None:
     assert agent.search(fresh, noise=False).sum() == 200
     # one agent in both seats (self-play recording): the next position is one ply down, searched on too
     assert agent._subtree(fresh.play(3)).visits.sum() > 0  # type: ignore[union-attr]
+
+
+def test_sym_averages_the_mirror_views_so_evaluation_is_mirror_equivariant() -> None:
+    """sym=1: a network that is not mirror-symmetric (random weights) gives a position and its mirror image
+    different priors; averaged over the two views, the mirror position's prior is the position's prior mirrored
+    and the values agree. The prior also stays a distribution over legal moves only."""
+    torch.manual_seed(0)
+    obs_space = gym.spaces.Box(0, 1, (6, 7, 2), dtype=np.int8)
+    policy = build_policy(PolicySpec(arch="mlp", net_arch=[16]), obs_space, gym.spaces.Discrete(7), masked=True)
+    agent = PolicyAgent(policy)
+    moves = [0, 0, 0, 0, 1, 0, 0, 2]  # column 0 full: an illegal move, on one side only
+    state, mirror = play(ConnectFourState, moves), play(ConnectFourState, [6 - m for m in moves])
+    plain = MCTSAgent(agent, ConnectFourState, SearchSettings(sym=0))
+    both = MCTSAgent(agent, ConnectFourState, SearchSettings(sym=1))
+    (p, pm), (v, vm) = plain.evaluate([state, mirror])
+    assert not np.allclose(p, pm[::-1], atol=1e-3)  # the network alone is not equivariant
+    (s, sm), (w, wm) = both.evaluate([state, mirror])
+    np.testing.assert_allclose(s, sm[::-1], atol=1e-6)
+    assert w == pytest.approx(wm, abs=1e-6) and w == pytest.approx((v + vm) / 2, abs=1e-6)
+    assert s[0] == 0 and sm[6] == 0 and s.sum() == pytest.approx(1.0)
+    with pytest.raises(Exception, match="symmetries"):
+        MCTSAgent(agent, type("NoSymmetries", (), {}), SearchSettings(sym=1))
