@@ -7,7 +7,7 @@ import pytest
 
 from rlft.envs.game_state import ConnectFourState, TicTacToeState
 from rlft.policy.endgame import EndgameSolver, empty_cells
-from rlft.policy.search import MCTSAgent, SearchSettings
+from rlft.policy.search import MCTSAgent, SearchSettings, _Node
 from tests.test_search import network
 
 
@@ -88,3 +88,34 @@ def test_search_with_the_solver_plays_only_moves_of_the_best_exact_value() -> No
     assert best_kept(solving) == 1.0
     assert best_kept(pure) < 1.0
     assert solving.last_search_value in (-1.0, 0.0, 1.0)  # the exact result, for the player who moved
+
+
+def test_a_reused_tree_whose_visits_the_solver_rules_out_still_plays_a_best_move() -> None:
+    """reuse=1 + solve: the subtree kept from the last move may hold all its visits on a move the solver now rules
+    out; the search must still spend its simulations on (and play) a move of the best exact value."""
+    rng = np.random.default_rng(3)
+    found = 0
+    while found < 5:
+        parent = random_position(ConnectFourState, 31, rng)
+        if parent is None:
+            continue
+        last = int(rng.choice(np.flatnonzero(parent.legal_mask())))
+        state = parent.play(last)
+        if state.terminal_value() is not None:
+            continue
+        values = negamax_values(state)
+        legal = np.flatnonzero(state.legal_mask())
+        best = np.flatnonzero(values == np.nanmax(values))
+        if legal[0] in best:  # the first legal move is what an empty visit count would fall back to
+            continue
+        found += 1
+        worst = int(legal[np.argmin(values[legal])])
+        agent = MCTSAgent(network(), ConnectFourState, SearchSettings(sims=16, solve=10, reuse=1))
+        root = _Node(parent)
+        root.prior = parent.legal_mask() / parent.legal_mask().sum()
+        kept = root.child(last)
+        kept.prior = state.legal_mask() / state.legal_mask().sum()
+        kept.visits[worst], kept.value_sum[worst] = 100, 50  # the old tree liked the move the solver rules out
+        agent._tree = root
+        assert agent.act(state.observation(), state.legal_mask().astype(np.int8)) in best
+        assert agent.last_search_policy is not None and agent.last_search_policy[worst] == 0

@@ -247,7 +247,8 @@ class MCTSAgent:
                 eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
                 root.prior = root.prior.copy()
                 root.prior[legal] = (1 - s.noise_frac) * root.prior[legal] + s.noise_frac * eta
-        done = int(root.visits.sum())
+        # a reused tree may hold visits to moves the solver has just ruled out: only the others count as done
+        done = int(root.visits.sum() if exact is None else root.visits[exact == np.nanmax(exact)].sum())
         self._tree = root if s.reuse else None
         while done < s.sims and root.terminal is None:
             pending: list[tuple[list[tuple[_Node, int]], _Node]] = []
@@ -284,7 +285,9 @@ class MCTSAgent:
             won[root.win] = 1.0
             return won
         if exact is not None:  # a reused tree may hold visits to the moves the solver ruled out
-            return np.where(exact == np.nanmax(exact), root.visits, 0.0)
+            best_moves = exact == np.nanmax(exact)
+            visits = np.where(best_moves, root.visits, 0.0)
+            return visits if visits.sum() > 0 else best_moves.astype(np.float64)
         return root.visits
 
     def _solve(self, state: Any) -> np.ndarray | None:
