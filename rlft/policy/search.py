@@ -35,7 +35,7 @@ from rlft.core.agent import check_mask, load_agent
 from rlft.core.envs import resolve_env
 from rlft.core.errors import ConfigError, PluginError
 from rlft.policies.networks import masked_logits
-from rlft.policy.endgame import EndgameSolver
+from rlft.policy.endgame import EndgameSolver, empty_cells
 
 
 @dataclass
@@ -231,6 +231,7 @@ class MCTSAgent:
         s = self.settings
         root = (self._subtree(state) if s.reuse else None) or _Node(state)
         exact: np.ndarray | None = None
+        best_moves: np.ndarray | None = None  # the moves of the best exact value, when the solver has them
         if root.win is None and root.terminal is None:
             if root.prior is None:
                 priors, values = self.evaluate([state])
@@ -239,16 +240,15 @@ class MCTSAgent:
                 root.expand()
             exact = self._solve(state)
             if exact is not None:  # only the moves of the best exact value are searched (and can be played)
-                best = np.nanmax(exact)
-                worse = root.legal & ~(exact == best)
-                root.losing |= worse
+                best_moves = exact == np.nanmax(exact)
+                root.losing |= root.legal & ~best_moves
             if noise and s.noise_frac > 0:
                 legal = np.flatnonzero(root.legal)
                 eta = self.rng.dirichlet([s.dirichlet_alpha] * len(legal))
                 root.prior = root.prior.copy()
                 root.prior[legal] = (1 - s.noise_frac) * root.prior[legal] + s.noise_frac * eta
         # a reused tree may hold visits to moves the solver has just ruled out: only the others count as done
-        done = int(root.visits.sum() if exact is None else root.visits[exact == np.nanmax(exact)].sum())
+        done = int(root.visits.sum() if best_moves is None else root.visits[best_moves].sum())
         self._tree = root if s.reuse else None
         while done < s.sims and root.terminal is None:
             pending: list[tuple[list[tuple[_Node, int]], _Node]] = []
@@ -284,8 +284,7 @@ class MCTSAgent:
             won = np.zeros(len(root.legal), dtype=np.float64)
             won[root.win] = 1.0
             return won
-        if exact is not None:  # a reused tree may hold visits to the moves the solver ruled out
-            best_moves = exact == np.nanmax(exact)
+        if best_moves is not None:  # a reused tree may hold visits to the moves the solver ruled out
             visits = np.where(best_moves, root.visits, 0.0)
             return visits if visits.sum() > 0 else best_moves.astype(np.float64)
         return root.visits
@@ -295,8 +294,7 @@ class MCTSAgent:
         empty enough, or the node budget ran out."""
         if self._solver is None:
             return None
-        planes = state.observation()
-        if planes[..., 0].size - int(planes.sum()) > self.settings.solve:
+        if empty_cells(state) > self.settings.solve:
             return None
         return self._solver.move_values(state)
 
