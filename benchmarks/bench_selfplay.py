@@ -7,9 +7,12 @@ Prints two figures (targets from the games issue):
     plays both seats through ``SB3ActionMaskWrapper`` + ``ActionMasker``), with the same network, ``n_envs``,
     ``n_steps``, ``batch_size`` and ``n_epochs`` (target >= 2.0 per env step). One rlft env step is one learner
     move (plus the opponent's reply inside the env); one tutorial env step is one move of either seat. Both are
-    reported. And rlft as shipped against rlft with its two self-play speed-ups turned off (network opponents' replies
-    batched across the envs; games played on the env's game-state core instead of the PettingZoo env), for all of
-    ``learn()`` and for the rollouts alone (the PPO update, the same in every variant, excluded); target >= 2.
+    reported. And rlft as shipped against rlft with the four self-play speed-ups of the strong-agents issue turned
+    off (network opponents' replies batched across the envs; games played on the env's game-state core instead of the
+    PettingZoo env; the alpha-beta opponents' cache of searched positions; the update's trunk in bfloat16,
+    ``precision: auto``, where the CPU has AMX), for all of ``learn()`` and for the rollouts alone (the PPO update
+    excluded); target >= 2. Each speed-up is also turned off alone. The alpha-beta cache is emptied before every
+    variant, so none inherits another's searches.
 (b) env steps of PPO needed to reach a win rate against ``alphabeta:2`` (checked every ``--eval-every`` steps over
     ``--eval-games`` games, both seats), fine-tuning from the behaviour-cloned policy of a run vs from scratch with
     the same PPO settings; scratch is stopped at ``--scratch-factor`` x the BC -> PPO figure (target: >= 5x).
@@ -35,13 +38,16 @@ import torch
 
 from rlft.core.agent import load_agent
 from rlft.core.envs import resolve_env
+from rlft.envs.board_agents import _CHOICES, AlphaBetaAgent
 from rlft.pipeline.config import load_pipeline
 from rlft.policies.networks import PolicySpec, policy_kwargs
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.games.arena import evaluate_game
+from rlft.policy.ppo import update_dtype
 from rlft.policy.stages.finetune import FinetuneRunner
 
 CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"
+CACHE_SIZE = AlphaBetaAgent.cache_size
 
 
 def finetune_config(**overrides: Any) -> tuple[FinetuneConfig, PolicySpec]:
@@ -101,10 +107,11 @@ def tutorial_model(ft: FinetuneConfig, spec: PolicySpec, seed: int) -> Any:
 
 
 def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = None, batched: bool = True,
-                core: bool = True) -> FinetuneRunner:
+                core: bool = True, precision: str | None = None) -> FinetuneRunner:
     from rlft.policy.hooks import env_hooks
 
-    ft = dataclasses.replace(ft, self_play=dataclasses.replace(ft.self_play, game_core=core))
+    ft = dataclasses.replace(ft, self_play=dataclasses.replace(ft.self_play, game_core=core),
+                             precision=precision or ft.precision)
     runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu")
     runner.hooks = env_hooks("connect_four", {}, check=False)
     if not batched:  # the envs as they were before batching: every reply a forward pass of its own
@@ -113,13 +120,15 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
     return runner
 
 
-VARIANTS = {  # name: (network replies batched across envs, games on the game-state core)
-    "rlft self-play": (True, True),
-    "rlft, PettingZoo env": (True, False),
-    "rlft, unbatched": (False, True),
-    "rlft before (both off)": (False, False),
+VARIANTS = {  # name: (replies batched across envs, games on the game-state core, alpha-beta cache, update precision)
+    "rlft self-play": (True, True, True, None),  # None: the config's (`auto`)
+    "rlft, PettingZoo env": (True, False, True, None),
+    "rlft, unbatched": (False, True, True, None),
+    "rlft, no alpha-beta cache": (True, True, False, None),
+    "rlft, fp32 update": (True, True, True, "fp32"),
+    "rlft before (all off)": (False, False, False, "fp32"),
 }
-"""rlft's self-play as shipped, without each of the two speed-ups, and as it was before either (the baseline of
+"""rlft's self-play as shipped, without each of the four speed-ups, and as it was before any (the baseline of
 the throughput target)."""
 
 
@@ -148,9 +157,14 @@ def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
         start = time.perf_counter()
         model.learn(steps)
         rates["tutorial MaskablePPO"].append(model.num_timesteps / (time.perf_counter() - start))
-        for name, (batched, core) in VARIANTS.items():
-            runner = rlft_runner(ft, spec, seed + r, batched=batched, core=core)
-            seconds, training = _timed_learn(runner.model, steps, _snapshot_callbacks(runner))
+        for name, (batched, core, cache, precision) in VARIANTS.items():
+            runner = rlft_runner(ft, spec, seed + r, batched=batched, core=core, precision=precision)
+            _CHOICES.clear()  # every variant starts with an empty alpha-beta cache
+            AlphaBetaAgent.cache_size = CACHE_SIZE if cache else 0
+            try:
+                seconds, training = _timed_learn(runner.model, steps, _snapshot_callbacks(runner))
+            finally:
+                AlphaBetaAgent.cache_size = CACHE_SIZE
             n = runner.model.num_timesteps
             rates.setdefault(name, []).append(n / seconds)
             rates.setdefault(f"{name}, rollouts", []).append(n / (seconds - training))
@@ -213,17 +227,23 @@ def main() -> None:
         args.throughput_steps, args.repeats, args.bc_budget, args.eval_every, args.eval_games = 2048, 1, 4096, 2048, 10
 
     rates = throughput(args.throughput_steps, args.seed, args.repeats)
+    ft, _ = finetune_config()
     ours, theirs = float(np.median(rates["rlft self-play"])), float(np.median(rates["tutorial MaskablePPO"]))
     moves = float(np.median(rates["rlft moves"]))
     print("\n(a) throughput per second (median of interleaved repeats); a tutorial step is one PettingZoo move,")
     print("    an rlft step is one learner move plus the opponent's reply (rlft moves: PettingZoo moves of both seats)")
     for name, values in rates.items():
         print(f"    {name:22s} {np.median(values):8.1f}   ({', '.join(f'{v:.0f}' for v in values)})")
-    before = float(np.median(rates["rlft before (both off)"]))
+    before = float(np.median(rates["rlft before (all off)"]))
     rollouts = float(np.median(rates["rlft self-play, rollouts"])) / float(
-        np.median(rates["rlft before (both off), rollouts"]))
-    print(f"    shipped / before (batched replies + game core vs neither): {ours / before:.2f} learner steps/s of "
-          f"learn(), {rollouts:.2f} of the rollouts alone (target >= 2)")
+        np.median(rates["rlft before (all off), rollouts"]))
+    fp32 = float(np.median(rates["rlft, fp32 update"]))
+    print(f"    update precision here: {'bf16' if update_dtype(ft.precision, torch.device('cpu')) else 'fp32'} "
+          f"(config: {ft.precision})")
+    print(f"    shipped / before (batched replies + game core + alpha-beta cache + bf16 update vs none): "
+          f"{ours / before:.2f} learner "
+          f"steps/s of learn() (target >= 2), {rollouts:.2f} of the rollouts alone; without the bf16 update "
+          f"{fp32 / before:.2f}")
     print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 2.0); "
           f"{ours / theirs:.2f} per learner sample (the tutorial's single model learns from both seats' moves)")
 

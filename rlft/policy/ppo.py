@@ -6,6 +6,10 @@ started from (the behaviour-cloned policy). Everything else -- rollouts, GAE, bu
 The penalty keeps the first RL updates close to the demonstrations; the coefficient decays on a schedule
 (:func:`kl_schedule`) so RL can later move away. With ``kl_coef == 0`` the update is SB3's, at SB3's speed.
 
+``precision="bf16"`` runs the network's trunk (features extractor and MLP) of the update in bfloat16 autocast, with
+fp32 weights, heads, losses and optimizer state (:func:`update_dtype`): on CPUs with AMX (and on GPUs) the update is
+about twice as fast; the rollouts stay in fp32.
+
 Example::
 
     model = RlftPPO("MlpPolicy", env, kl_coef=0.1, kl_decay="linear")
@@ -69,17 +73,50 @@ def kl_to_reference(dist: Distribution, ref: Distribution | torch.distributions.
     return torch.distributions.kl_divergence(p, q).sum(-1)  # type: ignore[arg-type]
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls and convolutions beat fp32 on ``device``: a GPU that supports bf16, or a CPU with
+    AMX tiles (Intel Sapphire Rapids and later). Without AMX, CPU bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private torch API; absent: assume no AMX
+        return bool(amx is not None and amx())
+    return False
+
+
+def update_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the PPO update's trunk for a ``precision`` setting (None: plain fp32).
+
+    ``fp32``: never; ``bf16``: always; ``auto``: bf16 where :func:`bf16_is_fast`, else fp32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
+        return torch.bfloat16
+    return None
+
+
 def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
-                               masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
-                                                                    Distribution]:
-    """``policy.evaluate_actions`` that also returns the action distribution (one forward pass for both)."""
-    features = policy.extract_features(obs)
-    if policy.share_features_extractor:
-        latent_pi, latent_vf = policy.mlp_extractor(features)
-    else:
-        pi_features, vf_features = features
-        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+                               masks: torch.Tensor | None, dtype: torch.dtype | None = None,
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, Distribution]:
+    """``policy.evaluate_actions`` that also returns the action distribution (one forward pass for both).
+
+    ``dtype`` (e.g. ``torch.bfloat16``): run the trunk in autocast at that precision; the latents come back in fp32,
+    so the action and value heads, the distribution and every loss stay fp32.
+    """
+    with torch.autocast(device_type=obs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        features = policy.extract_features(obs)
+        if policy.share_features_extractor:
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+            latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    if dtype is not None:
+        latent_pi, latent_vf = latent_pi.float(), latent_vf.float()
     # private SB3 API: evaluate_actions() builds the distribution with it but does not return it
     dist = policy._get_action_dist_from_latent(latent_pi)
     if masks is not None:
@@ -146,8 +183,10 @@ class KLPenaltyMixin(_Algorithm):
     """Adds ``kl_coef * KL(pi || pi_ref)`` to PPO's loss. Mix in before ``PPO`` or ``MaskablePPO``."""
 
     def __init__(self, *args: Any, kl_coef: float = 0.0, kl_decay: str = "constant", kl_coef_final: float = 0.0,
-                 kl_half_life: float = 0.25, **kwargs: Any) -> None:
+                 kl_half_life: float = 0.25, precision: str = "fp32", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.precision = precision
+        self.update_dtype = update_dtype(precision, self.device)  # None: the update is SB3's, in fp32
         self.kl_coef = kl_coef
         self.kl_coef_fn = kl_schedule(kl_decay, kl_coef, kl_coef_final, kl_half_life)
         self.ref_policy: ActorCriticPolicy | None = None
@@ -202,14 +241,14 @@ class KLPenaltyMixin(_Algorithm):
                     actions = rollout_data.actions.long().flatten()
 
                 masks = rollout_data.action_masks if masked else None  # type: ignore[union-attr]
-                if ref_cache is None:
+                if ref_cache is None and self.update_dtype is None:
                     kwargs = {"action_masks": masks} if masked else {}
                     values, log_prob, entropy = self.policy.evaluate_actions(
                         rollout_data.observations, actions, **kwargs)
                     dist = None
-                else:  # one forward pass that also gives the distribution for the KL term
+                else:  # one forward pass that also gives the distribution for the KL term (or runs in bf16)
                     values, log_prob, entropy, dist = evaluate_with_distribution(
-                        self.policy, rollout_data.observations, actions, masks)
+                        self.policy, rollout_data.observations, actions, masks, self.update_dtype)
                 values = values.flatten()
                 # Normalize advantage (SB3's PPO skips it for minibatches of size 1, MaskablePPO does not)
                 advantages = rollout_data.advantages

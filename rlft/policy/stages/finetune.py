@@ -121,7 +121,7 @@ class FinetuneRunner:
             ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
             policy_kwargs=policy_kwargs(spec), seed=self.seed, device=self.device, verbose=0,
             kl_coef=cfg.kl_coef, kl_decay=cfg.kl_decay, kl_coef_final=cfg.kl_coef_final,
-            kl_half_life=cfg.kl_half_life,
+            kl_half_life=cfg.kl_half_life, precision=cfg.precision,
         )
         if init_policy is not None:
             try:
