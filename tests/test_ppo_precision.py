@@ -77,3 +77,23 @@ def test_ppo_with_a_bf16_update_learns_the_separable_task() -> None:
     first, last = runner.history[0][1]["eval/mean_return"], runner.history[-1][1]["eval/mean_return"]
     assert first < 0.7  # mean return = accuracy: near chance (1/3) before training
     assert last >= 0.95
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_bf16_reference_distribution_is_the_fp32_one_up_to_rounding(masked: bool) -> None:
+    from rlft.policy.ppo import reference_distribution
+
+    policy = _board_policy() if masked else build_policy(
+        PolicySpec(arch="cnn", cnn_channels=[64, 64], net_arch=[128]),
+        gym.spaces.Box(0, 1, (6, 7, 2), dtype=np.int8), gym.spaces.Discrete(7), masked=False)
+    obs = torch.randint(0, 2, (32, 6, 7, 2), generator=torch.Generator().manual_seed(2)).float()
+    masks = torch.ones(32, 7, dtype=torch.bool) if masked else None
+    if masks is not None:
+        masks[:, 3] = False
+    exact = reference_distribution(policy, obs, masks).distribution.probs  # type: ignore[union-attr]
+    rounded = reference_distribution(policy, obs, masks, torch.bfloat16).distribution.probs  # type: ignore[union-attr]
+    assert rounded.dtype == torch.float32
+    torch.testing.assert_close(exact, rounded, atol=0.01, rtol=0.05)
+    assert not torch.equal(exact, rounded)
+    if masks is not None:
+        assert torch.all(rounded[:, 3] == 0)  # masked like the learner's

@@ -31,7 +31,7 @@ from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.utils import explained_variance
 
 
@@ -124,11 +124,20 @@ def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, act
     return policy.value_net(latent_vf), dist.log_prob(actions), dist.entropy(), dist
 
 
-def reference_distribution(ref: ActorCriticPolicy, obs: torch.Tensor, masks: torch.Tensor | None) -> Distribution:
-    """The frozen reference policy's action distribution (masked like the learner's)."""
+def reference_distribution(ref: ActorCriticPolicy, obs: torch.Tensor, masks: torch.Tensor | None,
+                           dtype: torch.dtype | None = None) -> Distribution:
+    """The frozen reference policy's action distribution (masked like the learner's); ``dtype``: its trunk in
+    autocast, as :func:`evaluate_with_distribution` runs the learner's."""
     with torch.no_grad():
-        dist = ref.get_distribution(obs) if masks is None else ref.get_distribution(obs, action_masks=masks)  # type: ignore[call-arg]
-    return dist
+        if dtype is None:
+            return ref.get_distribution(obs) if masks is None else ref.get_distribution(obs, action_masks=masks)  # type: ignore[call-arg]
+        with torch.autocast(device_type=obs.device.type, dtype=dtype):  # SB3's get_distribution(), trunk in dtype
+            features = BaseModel.extract_features(ref, obs, ref.pi_features_extractor)
+            latent_pi = ref.mlp_extractor.forward_actor(features)
+        dist = ref._get_action_dist_from_latent(latent_pi.float())  # private SB3 API, as get_distribution() uses it
+        if masks is not None:
+            dist.apply_masking(masks)  # type: ignore[attr-defined]
+        return dist
 
 
 def _flatten_in_place(buffer: Any) -> None:
@@ -144,12 +153,12 @@ class _ReferenceCache:
     """The reference policy's distribution over a whole rollout, computed once per update (the reference is frozen
     and the rollout fixed), then sliced per minibatch -- instead of one reference forward pass per minibatch."""
 
-    def __init__(self, ref: ActorCriticPolicy, buffer: Any) -> None:
+    def __init__(self, ref: ActorCriticPolicy, buffer: Any, dtype: torch.dtype | None = None) -> None:
         n = buffer.buffer_size * buffer.n_envs
         _flatten_in_place(buffer)
         # private SB3 API: the only way to get the samples of given indices (here: in buffer order)
         everything = buffer._get_samples(np.arange(n))
-        dist = reference_distribution(ref, everything.observations, getattr(everything, "action_masks", None))
+        dist = reference_distribution(ref, everything.observations, getattr(everything, "action_masks", None), dtype)
         self.dist: Any = dist.distribution
 
     def kl(self, dist: Distribution, idx: np.ndarray) -> torch.Tensor:
@@ -220,7 +229,8 @@ class KLPenaltyMixin(_Algorithm):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
         kl_coef = self.current_kl_coef()  # 0 when there is no reference
-        ref_cache = _ReferenceCache(self.ref_policy, self.rollout_buffer) if kl_coef > 0 else None  # type: ignore[arg-type]
+        ref_cache = (_ReferenceCache(self.ref_policy, self.rollout_buffer, self.update_dtype)  # type: ignore[arg-type]
+                     if kl_coef > 0 else None)
 
         entropy_losses: list[float] = []
         pg_losses: list[float] = []
