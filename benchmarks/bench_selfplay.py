@@ -9,10 +9,10 @@ Prints two figures (targets from the games issue):
     move (plus the opponent's reply inside the env); one tutorial env step is one move of either seat. Both are
     reported. And rlft as shipped against rlft with the four self-play speed-ups of the strong-agents issue turned
     off (network opponents' replies batched across the envs; games played on the env's game-state core instead of the
-    PettingZoo env; the alpha-beta opponents' cache of searched positions; the update's trunk in bfloat16,
-    ``precision: auto``, where the CPU has AMX), for all of ``learn()`` and for the rollouts alone (the PPO update
-    excluded); target >= 2. Each speed-up is also turned off alone. The alpha-beta cache is emptied before every
-    variant, so none inherits another's searches.
+    PettingZoo env; the alpha-beta opponents' cache of searched positions; the network's trunk in bfloat16 in the
+    update and in the rollouts' forward passes, ``precision: auto``, where the CPU has AMX), for all of ``learn()``
+    and for the rollouts alone (the PPO update excluded); target >= 2. Each speed-up is also turned off alone. The
+    alpha-beta cache is emptied before every variant, so none inherits another's searches.
 (b) env steps of PPO needed to reach a win rate against ``alphabeta:2`` (checked every ``--eval-every`` steps over
     ``--eval-games`` games, both seats), fine-tuning from the behaviour-cloned policy of a run vs from scratch with
     the same PPO settings; scratch is stopped at ``--scratch-factor`` x the BC -> PPO figure (target: >= 5x).
@@ -120,12 +120,12 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
     return runner
 
 
-VARIANTS = {  # name: (replies batched across envs, games on the game-state core, alpha-beta cache, update precision)
+VARIANTS = {  # name: (replies batched across envs, games on the game-state core, alpha-beta cache, trunk precision)
     "rlft self-play": (True, True, True, None),  # None: the config's (`auto`)
     "rlft, PettingZoo env": (True, False, True, None),
     "rlft, unbatched": (False, True, True, None),
     "rlft, no alpha-beta cache": (True, True, False, None),
-    "rlft, fp32 update": (True, True, True, "fp32"),
+    "rlft, fp32 trunk": (True, True, True, "fp32"),
     "rlft before (all off)": (False, False, False, "fp32"),
 }
 """rlft's self-play as shipped, without each of the four speed-ups, and as it was before any (the baseline of
@@ -237,12 +237,12 @@ def main() -> None:
     before = float(np.median(rates["rlft before (all off)"]))
     rollouts = float(np.median(rates["rlft self-play, rollouts"])) / float(
         np.median(rates["rlft before (all off), rollouts"]))
-    fp32 = float(np.median(rates["rlft, fp32 update"]))
-    print(f"    update precision here: {'bf16' if update_dtype(ft.precision, torch.device('cpu')) else 'fp32'} "
+    fp32 = float(np.median(rates["rlft, fp32 trunk"]))
+    print(f"    trunk precision here: {'bf16' if update_dtype(ft.precision, torch.device('cpu')) else 'fp32'} "
           f"(config: {ft.precision})")
-    print(f"    shipped / before (batched replies + game core + alpha-beta cache + bf16 update vs none): "
+    print(f"    shipped / before (batched replies + game core + alpha-beta cache + bf16 trunk vs none): "
           f"{ours / before:.2f} learner "
-          f"steps/s of learn() (target >= 2), {rollouts:.2f} of the rollouts alone; without the bf16 update "
+          f"steps/s of learn() (target >= 2), {rollouts:.2f} of the rollouts alone; without the bf16 trunk "
           f"{fp32 / before:.2f}")
     print(f"    ratio rlft / tutorial: {moves / theirs:.2f} per PettingZoo env step (one move; target >= 2.0); "
           f"{ours / theirs:.2f} per learner sample (the tutorial's single model learns from both seats' moves)")

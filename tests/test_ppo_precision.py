@@ -97,3 +97,69 @@ def test_the_bf16_reference_distribution_is_the_fp32_one_up_to_rounding(masked: 
     assert not torch.equal(exact, rounded)
     if masks is not None:
         assert torch.all(rounded[:, 3] == 0)  # masked like the learner's
+
+
+def test_the_rollout_forward_runs_the_trunk_in_bf16_inside_the_block_only() -> None:
+    from rlft.policy.ppo import RolloutTrunk
+
+    policy = _board_policy()
+    policy.set_training_mode(False)
+    trunk = RolloutTrunk(policy, torch.bfloat16)
+    obs = torch.randint(0, 2, (8, 6, 7, 2), generator=torch.Generator().manual_seed(2)).float()
+    masks = torch.ones(8, 7, dtype=torch.bool)
+    masks[:, 3] = False
+
+    def rollout_step() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        torch.manual_seed(5)  # the same action samples in each call
+        with torch.no_grad():
+            actions, values, log_prob = policy(obs, action_masks=masks)
+            return actions, values, log_prob, policy.predict_values(obs)  # type: ignore[return-value]
+
+    exact = rollout_step()
+    with trunk.patch():
+        rounded = rollout_step()
+        values, log_prob = evaluate_with_distribution(policy, obs, rounded[0], masks, torch.bfloat16)[:2]
+    assert not (rounded[0] == 3).any()  # the mask still applies
+    for a, b in zip(exact[1:], rounded[1:]):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=0.03, rtol=0.03)
+        assert not torch.equal(a, b)  # it did run in bf16
+    # the rollout's log-probabilities and values are the update's (same trunk), so PPO's first ratios start at 1
+    torch.testing.assert_close(rounded[2], log_prob, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rounded[1], values, atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(exact, rollout_step()))  # and after the block, fp32 again
+
+
+def test_a_copy_taken_inside_the_block_computes_its_own_outputs() -> None:
+    import copy
+
+    from rlft.policy.ppo import RolloutTrunk
+
+    policy = _board_policy()
+    obs = torch.randint(0, 2, (4, 6, 7, 2), generator=torch.Generator().manual_seed(3)).float()
+    with RolloutTrunk(policy, torch.bfloat16).patch():
+        clone = copy.deepcopy(policy)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.zero_()
+        assert torch.equal(clone.predict_values(obs), torch.zeros(4, 1))  # the copy's weights, not the original's
+        assert not torch.equal(policy.predict_values(obs), torch.zeros(4, 1))
+
+
+def test_the_cast_trunk_follows_the_policy_weights_from_one_rollout_to_the_next() -> None:
+    from rlft.policy.ppo import RolloutTrunk
+
+    policy = _board_policy()
+    policy.set_training_mode(False)
+    trunk = RolloutTrunk(policy, torch.bfloat16)
+    obs = torch.randint(0, 2, (4, 6, 7, 2), generator=torch.Generator().manual_seed(4)).float()
+    with torch.no_grad():
+        with trunk.patch():
+            before = policy.predict_values(obs)
+        for p in policy.mlp_extractor.parameters():  # as an update would
+            p.mul_(0.5)
+        with trunk.patch():
+            after = policy.predict_values(obs)
+        exact = policy.predict_values(obs)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, exact, atol=0.03, rtol=0.03)

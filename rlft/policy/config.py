@@ -174,9 +174,10 @@ class FinetuneConfig:
     kl_half_life: float = param(0.25, gt=0)
     """`exponential` decay: fraction of training after which the coefficient halves."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    """Precision of the PPO update's network trunk: `fp32` (SB3's update, bit for bit), `bf16` (bfloat16 autocast;
-    weights, heads, losses and Adam stay fp32), or `auto` (bf16 where it is faster: a CPU with AMX or a GPU with bf16,
-    else fp32). Rollouts are always fp32. Results then depend on the machine as well as the seed."""
+    """Precision of the network trunk in PPO's update and rollouts: `fp32` (SB3's PPO, bit for bit), `bf16`
+    (bfloat16 autocast; weights, heads, losses and Adam stay fp32), or `auto` (bf16 where it is faster: a CPU with AMX
+    or a GPU with bf16, else fp32). Evaluation always runs fp32. With `auto`, results depend on the machine as well
+    as the seed."""
     tuning: TuningConfig = field(default_factory=TuningConfig)
     """Which parameters train: full / freeze / lora."""
     eval_every: int = param(5_000, ge=0)

@@ -6,9 +6,11 @@ started from (the behaviour-cloned policy). Everything else -- rollouts, GAE, bu
 The penalty keeps the first RL updates close to the demonstrations; the coefficient decays on a schedule
 (:func:`kl_schedule`) so RL can later move away. With ``kl_coef == 0`` the update is SB3's, at SB3's speed.
 
-``precision="bf16"`` runs the network's trunk (features extractor and MLP) of the update in bfloat16 autocast, with
-fp32 weights, heads, losses and optimizer state (:func:`update_dtype`): on CPUs with AMX (and on GPUs) the update is
-about twice as fast; the rollouts stay in fp32.
+``precision="bf16"`` runs the network's trunk (features extractor and MLP) in bfloat16 autocast, in the update and
+in the rollouts' forward passes alike, with fp32 weights, heads, losses and optimizer state (:func:`update_dtype`): on
+CPUs with AMX (and on GPUs) the update is about twice as fast. The rollouts run the update's arithmetic
+(:class:`RolloutTrunk`), so the first epoch's probability ratios start at 1 as they do in fp32; evaluation and
+``predict()`` stay in fp32.
 
 Example::
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +103,99 @@ def update_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def trunk_latents(policy: ActorCriticPolicy, obs: torch.Tensor, dtype: torch.dtype | None = None,
+                  trunk: tuple[Any, Any, Any] | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's and the critic's latents of ``obs`` (SB3's features extractors, then its MLP extractor).
+
+    ``dtype`` (e.g. ``torch.bfloat16``): the trunk runs in autocast at that precision and the latents come back in
+    fp32, so whatever follows (heads, distribution, losses) stays fp32. ``trunk``: (actor features extractor, critic
+    features extractor, MLP extractor) to run instead of the policy's own (:class:`RolloutTrunk`'s cast copies).
+    """
+    pi_extractor, vf_extractor, mlp = trunk or (policy.pi_features_extractor, policy.vf_features_extractor,
+                                                policy.mlp_extractor)  # SB3's modules, or cast copies of them
+    with torch.autocast(device_type=obs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        # what policy.extract_features(obs) does: preprocess, then the extractor(s)
+        pi_features = BaseModel.extract_features(policy, obs, pi_extractor)
+        if policy.share_features_extractor:
+            latent_pi, latent_vf = mlp(pi_features)
+        else:
+            latent_pi = mlp.forward_actor(pi_features)
+            latent_vf = mlp.forward_critic(BaseModel.extract_features(policy, obs, vf_extractor))
+    if dtype is not None:
+        latent_pi, latent_vf = latent_pi.float(), latent_vf.float()
+    return latent_pi, latent_vf
+
+
+class RolloutTrunk:
+    """The policy's trunk cast to ``dtype`` for the rollouts: copies of its features extractor(s) and MLP extractor
+    whose weights are refreshed from the fp32 ones at the start of each rollout (weights do not change within one),
+    so no forward pass re-casts them as autocast alone would (at a batch of 8 envs that cast costs more than bf16
+    saves). The arithmetic is the update's: autocast rounds fp32 weights to bf16 the same way.
+
+    Within :meth:`patch`, ``policy(obs)`` and ``policy.predict_values(obs)`` -- the two calls SB3's
+    ``collect_rollouts()`` makes -- run this trunk with the policy's fp32 heads. ``predict()`` and
+    ``get_distribution()`` (evaluation, opponents) are untouched.
+    """
+
+    def __init__(self, policy: ActorCriticPolicy, dtype: torch.dtype) -> None:
+        self.policy, self.dtype = policy, dtype
+        names = ("pi_features_extractor", "vf_features_extractor", "mlp_extractor")
+        copies: dict[int, torch.nn.Module] = {}  # a shared features extractor is copied once
+        for name in names:
+            module = getattr(policy, name)
+            if id(module) not in copies:
+                copies[id(module)] = copy.deepcopy(module).to(dtype).requires_grad_(False).eval()
+        self.pairs = [(getattr(policy, name), copies[id(getattr(policy, name))]) for name in names]
+        self.trunk: tuple[Any, Any, Any] = (self.pairs[0][1], self.pairs[1][1], self.pairs[2][1])
+
+    def refresh(self) -> None:
+        """Copy the policy's current weights (and buffers) into the cast trunk."""
+        with torch.no_grad():
+            for source, cast in self.pairs:
+                for value, target in zip(source.state_dict().values(), cast.state_dict().values()):
+                    target.copy_(value)
+
+    @contextmanager
+    def patch(self) -> Iterator[None]:
+        """Refresh, then route the policy's ``forward`` and ``predict_values`` through the cast trunk."""
+        self.refresh()
+        owner, trunk, dtype = self.policy, self.trunk, self.dtype
+
+        def forward(self: ActorCriticPolicy, obs: torch.Tensor, deterministic: bool = False,
+                    action_masks: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if self is not owner:  # a copy taken inside the block: its own weights, SB3's forward
+                extra = {} if action_masks is None else {"action_masks": action_masks}
+                return type(self).forward(self, obs, deterministic, **extra)  # type: ignore[no-any-return]
+            # SB3's ActorCriticPolicy.forward / sb3-contrib's MaskableActorCriticPolicy.forward, on the cast trunk
+            latent_pi, latent_vf = trunk_latents(self, obs, dtype, trunk)  # type: ignore[arg-type]
+            values = self.value_net(latent_vf)
+            dist = self._get_action_dist_from_latent(latent_pi)  # private SB3 API, as forward() uses it
+            if action_masks is not None:
+                dist.apply_masking(action_masks)  # type: ignore[attr-defined]
+            actions = dist.get_actions(deterministic=deterministic)
+            log_prob = dist.log_prob(actions)
+            return actions.reshape((-1, *self.action_space.shape)), values, log_prob  # type: ignore[misc]
+
+        def predict_values(self: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
+            if self is not owner:
+                return type(self).predict_values(self, obs)
+            # SB3's ActorCriticPolicy.predict_values, on the cast trunk
+            with torch.autocast(device_type=obs.device.type, dtype=dtype):
+                latent_vf = trunk[2].forward_critic(BaseModel.extract_features(self, obs, trunk[1]))
+            return self.value_net(latent_vf.float())  # type: ignore[no-any-return]
+
+        # bound methods as instance attributes shadow the class's (nn.Module.__call__ looks up self.forward);
+        # removed on the way out
+        object.__setattr__(owner, "forward", types.MethodType(forward, owner))
+        object.__setattr__(owner, "predict_values", types.MethodType(predict_values, owner))
+        try:
+            yield
+        finally:
+            for name in ("forward", "predict_values"):
+                owner.__dict__.pop(name, None)
+
+
 def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor,
                                masks: torch.Tensor | None, dtype: torch.dtype | None = None,
                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, Distribution]:
@@ -107,16 +204,7 @@ def evaluate_with_distribution(policy: ActorCriticPolicy, obs: torch.Tensor, act
     ``dtype`` (e.g. ``torch.bfloat16``): run the trunk in autocast at that precision; the latents come back in fp32,
     so the action and value heads, the distribution and every loss stay fp32.
     """
-    with torch.autocast(device_type=obs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-        features = policy.extract_features(obs)
-        if policy.share_features_extractor:
-            latent_pi, latent_vf = policy.mlp_extractor(features)
-        else:
-            pi_features, vf_features = features
-            latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-            latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    if dtype is not None:
-        latent_pi, latent_vf = latent_pi.float(), latent_vf.float()
+    latent_pi, latent_vf = trunk_latents(policy, obs, dtype)
     # private SB3 API: evaluate_actions() builds the distribution with it but does not return it
     dist = policy._get_action_dist_from_latent(latent_pi)
     if masks is not None:
@@ -199,6 +287,7 @@ class KLPenaltyMixin(_Algorithm):
         self.kl_coef = kl_coef
         self.kl_coef_fn = kl_schedule(kl_decay, kl_coef, kl_coef_final, kl_half_life)
         self.ref_policy: ActorCriticPolicy | None = None
+        self._rollout_trunk: RolloutTrunk | None = None  # built on the first bf16 rollout
 
     def set_reference(self, policy: ActorCriticPolicy) -> None:
         """Freeze a copy of ``policy`` as the KL reference."""
@@ -207,6 +296,18 @@ class KLPenaltyMixin(_Algorithm):
         for p in ref.parameters():
             p.requires_grad_(False)
         self.ref_policy = ref
+
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
+        """SB3's ``collect_rollouts()``, with the policy's trunk in the update's precision (:class:`RolloutTrunk`)."""
+        if self.update_dtype is None:
+            return bool(super().collect_rollouts(*args, **kwargs))
+        if self._rollout_trunk is None or self._rollout_trunk.policy is not self.policy:
+            self._rollout_trunk = RolloutTrunk(self.policy, self.update_dtype)
+        with self._rollout_trunk.patch():
+            return bool(super().collect_rollouts(*args, **kwargs))
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_rollout_trunk"]  # SB3 save(): a cache, rebuilt on use
 
     def current_kl_coef(self) -> float:
         progress = 1.0 - float(self._current_progress_remaining)
