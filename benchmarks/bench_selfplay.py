@@ -43,7 +43,7 @@ from rlft.pipeline.config import load_pipeline
 from rlft.policies.networks import PolicySpec, policy_kwargs
 from rlft.policy.config import FinetuneConfig
 from rlft.policy.games.arena import evaluate_game
-from rlft.policy.ppo import update_dtype
+from rlft.policy.precision import update_dtype
 from rlft.policy.stages.finetune import FinetuneRunner
 
 CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rlft.policies.networks import PolicySpec, build_policy
-from rlft.policy.ppo import bf16_is_fast, evaluate_with_distribution, update_dtype
+from rlft.policy.precision import bf16_is_fast, evaluate_with_distribution, update_dtype
 
 
 def test_precision_settings_resolve_to_an_autocast_dtype() -> None:
@@ -81,7 +81,7 @@ def test_ppo_with_a_bf16_update_learns_the_separable_task() -> None:
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_the_bf16_reference_distribution_is_the_fp32_one_up_to_rounding(masked: bool) -> None:
-    from rlft.policy.ppo import reference_distribution
+    from rlft.policy.precision import reference_distribution
 
     policy = _board_policy() if masked else build_policy(
         PolicySpec(arch="cnn", cnn_channels=[64, 64], net_arch=[128]),
@@ -100,7 +100,7 @@ def test_the_bf16_reference_distribution_is_the_fp32_one_up_to_rounding(masked: 
 
 
 def test_the_rollout_forward_runs_the_trunk_in_bf16_inside_the_block_only() -> None:
-    from rlft.policy.ppo import RolloutTrunk
+    from rlft.policy.precision import RolloutTrunk
 
     policy = _board_policy()
     policy.set_training_mode(False)
@@ -133,7 +133,7 @@ def test_the_rollout_forward_runs_the_trunk_in_bf16_inside_the_block_only() -> N
 def test_a_copy_taken_inside_the_block_computes_its_own_outputs() -> None:
     import copy
 
-    from rlft.policy.ppo import RolloutTrunk
+    from rlft.policy.precision import RolloutTrunk
 
     policy = _board_policy()
     obs = torch.randint(0, 2, (4, 6, 7, 2), generator=torch.Generator().manual_seed(3)).float()
@@ -147,7 +147,7 @@ def test_a_copy_taken_inside_the_block_computes_its_own_outputs() -> None:
 
 
 def test_the_cast_trunk_follows_the_policy_weights_from_one_rollout_to_the_next() -> None:
-    from rlft.policy.ppo import RolloutTrunk
+    from rlft.policy.precision import RolloutTrunk
 
     policy = _board_policy()
     policy.set_training_mode(False)
