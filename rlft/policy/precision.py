@@ -82,14 +82,13 @@ class RolloutTrunk:
 
     def __init__(self, policy: ActorCriticPolicy, dtype: torch.dtype) -> None:
         self.policy, self.dtype = policy, dtype
-        names = ("pi_features_extractor", "vf_features_extractor", "mlp_extractor")
-        copies: dict[int, torch.nn.Module] = {}  # a shared features extractor is copied once
-        for name in names:
-            module = getattr(policy, name)
+        modules = [policy.pi_features_extractor, policy.vf_features_extractor, policy.mlp_extractor]
+        copies: dict[int, tuple[torch.nn.Module, torch.nn.Module]] = {}  # (fp32, cast); a shared extractor once
+        for module in modules:
             if id(module) not in copies:
-                copies[id(module)] = copy.deepcopy(module).to(dtype).requires_grad_(False).eval()
-        self.pairs = [(getattr(policy, name), copies[id(getattr(policy, name))]) for name in names]
-        self.trunk: tuple[Any, Any, Any] = (self.pairs[0][1], self.pairs[1][1], self.pairs[2][1])
+                copies[id(module)] = (module, copy.deepcopy(module).to(dtype).requires_grad_(False).eval())
+        self.pairs = list(copies.values())
+        self.trunk: tuple[Any, Any, Any] = tuple(copies[id(m)][1] for m in modules)  # type: ignore[assignment]
 
     def refresh(self) -> None:
         """Copy the policy's current weights (and buffers) into the cast trunk."""
