@@ -115,7 +115,7 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
     runner = FinetuneRunner(cfg=ft, env_spec="connect_four", env_kwargs={}, seed=seed, device="cpu")
     runner.hooks = env_hooks("connect_four", {}, check=False)
     if not batched:  # the envs as they were before batching: every reply a forward pass of its own
-        runner.hooks.vectorised = lambda venv: venv  # type: ignore[method-assign]
+        runner.hooks.vectorised = lambda venv, dtype=None: venv  # type: ignore[method-assign]
     runner.build(init, spec)
     return runner
 

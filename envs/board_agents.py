@@ -57,6 +57,18 @@ class Rules(Protocol):
         """Moves in the order the search should try them (best first, for pruning); stable."""
         ...
 
+    # Optional: ``winning_moves(state) -> set[int]``, the moves that win on the spot for the player to move (a fast
+    # form of playing each legal move and asking ``last_won``; the search and the tactics use it when present).
+
+
+def _winning(rules: Rules, state: State, moves: list[int]) -> list[int]:
+    """The moves of ``moves`` that win on the spot for the player to move, in the order given."""
+    fast = getattr(rules, "winning_moves", None)
+    if fast is not None:
+        wins = fast(state)
+        return [m for m in moves if m in wins] if wins else []
+    return [m for m in moves if rules.last_won(rules.play(state, m))]
+
 
 def negamax(rules: Rules, state: State, depth: int, alpha: float, beta: float) -> float:
     """Alpha-beta negamax value of ``state`` for the player to move, searching ``depth`` plies."""
@@ -68,7 +80,7 @@ def negamax(rules: Rules, state: State, depth: int, alpha: float, beta: float) -
     if depth == 0:
         # A leaf where the player to move wins on the spot is a win, not a heuristic score (a one-ply quiescence
         # check that removes the worst horizon blunders).
-        if any(rules.last_won(rules.play(state, m)) for m in moves):
+        if _winning(rules, state, moves):
             return WIN
         return rules.heuristic(state)
     best = -math.inf
@@ -85,13 +97,13 @@ def negamax(rules: Rules, state: State, depth: int, alpha: float, beta: float) -
 
 def immediate_wins(rules: Rules, state: State, moves: list[int]) -> list[int]:
     """Moves that win on the spot for the player to move."""
-    return [m for m in moves if rules.last_won(rules.play(state, m))]
+    return _winning(rules, state, moves)
 
 
 def threats(rules: Rules, state: State, moves: list[int]) -> list[int]:
     """Moves the *opponent* would win with if it moved now (the cells to block)."""
     passed: State = (state[1], state[0], -1)
-    return [m for m in moves if rules.last_won(rules.play(passed, m))]
+    return _winning(rules, passed, moves)
 
 
 def tactical_moves(rules: Rules, state: State, moves: list[int]) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlft.envs.board_agents import AlphaBetaAgent, GreedyAgent, State, window_score
-from rlft.envs.game_state import four_in_a_row
+from rlft.envs.game_state import four_in_a_row, open_fours
 
 ROWS, COLS = 6, 7
 
@@ -48,6 +48,8 @@ WEIGHTS = (0.0, 1.0, 4.0, 16.0, 0.0)
 _ORDER = {c: abs(c - COLS // 2) for c in range(COLS)}
 _BOTTOM = [1 << (_H1 * c) for c in range(COLS)]
 _TOP = [_bit(0, c) for c in range(COLS)]
+_BOTTOM_ROW = sum(_BOTTOM)
+_COLUMN = [((1 << ROWS) - 1) << (_H1 * c) for c in range(COLS)]
 # planes -> bits: sum of the bit weights of the occupied cells (all below 2 ** 49, so int64 is exact)
 _PLANE_BITS = np.array([[_bit(r, c) for c in range(COLS)] for r in range(ROWS)], dtype=np.int64)
 
@@ -73,6 +75,14 @@ class ConnectFourRules:
 
     def last_won(self, state: State) -> bool:
         return state[2] >= 0 and four_in_a_row(state[1])
+
+    def winning_moves(self, state: State) -> set[int]:
+        """The columns whose next stone completes a four for the player to move: the cells that would complete one
+        (``open_fours``) that are also the next free cell of their column (``occupied + bottom row``: one carry per
+        column)."""
+        occupied = state[0] | state[1]
+        cells = open_fours(state[0], occupied) & (occupied + _BOTTOM_ROW)
+        return {c for c in range(COLS) if cells & _COLUMN[c]} if cells else set()
 
     def heuristic(self, state: State) -> float:
         me, opp = state[0], state[1]

@@ -82,6 +82,9 @@ _TOP = [1 << (_H1 * c + C4_ROWS - 1) for c in range(C4_COLS)]
 _CENTRE_FIRST = (3, 2, 4, 1, 5, 0, 6)
 # (bit, row from the top, column) of every cell: to read and write the (6, 7) planes
 _CELLS = [(1 << (_H1 * c + h), C4_ROWS - 1 - h, c) for c in range(C4_COLS) for h in range(C4_ROWS)]
+# (row, column, plane) -> the bit of that cell: planes = (bits >> _PLANE_SHIFTS) & 1, both planes in one pass
+_PLANE_SHIFTS = np.repeat(np.array([[_H1 * c + C4_ROWS - 1 - r for c in range(C4_COLS)] for r in range(C4_ROWS)],
+                                   dtype=np.int64)[..., None], 2, axis=-1)
 
 
 def open_fours(bits: int, occupied: int) -> int:
@@ -153,14 +156,8 @@ class ConnectFourState:
         return 0.0 if self.ply == C4_ROWS * C4_COLS else None
 
     def observation(self) -> np.ndarray:
-        planes = np.zeros((C4_ROWS, C4_COLS, 2), dtype=np.int8)
-        theirs = self.occupied ^ self.mine
-        for bit, r, c in _CELLS:
-            if self.mine & bit:
-                planes[r, c, 0] = 1
-            elif theirs & bit:
-                planes[r, c, 1] = 1
-        return planes
+        bits = np.array([self.mine, self.occupied ^ self.mine], dtype=np.int64)  # 49-bit boards: int64 is exact
+        return ((bits >> _PLANE_SHIFTS) & 1).astype(np.int8)
 
     def key(self) -> tuple[int, int]:
         """A hashable identity of the position (for transposition tables)."""

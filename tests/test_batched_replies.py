@@ -109,3 +109,49 @@ def test_position_after_offers_only_network_replies_to_legal_non_final_moves() -
     scripted = env(["random"], 0)
     scripted.reset(seed=0)
     assert scripted.position_after(0) is None
+
+
+def test_batched_infos_match_dummy_vec_env_and_are_copies() -> None:
+    """The shallow-copied infos carry what DummyVecEnv's deep copies do (terminal observations included), and a
+    consumer's edit to one does not reach the next step's."""
+    plain, batched = venv(4), BatchedReplies(venv(4))
+    plain.reset(), batched.reset()
+    rng = np.random.default_rng(1)
+    terminal = 0
+    for _ in range(60):
+        masks = np.stack(plain.env_method("action_masks"))
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+        *_, infos_a = plain.step(actions)
+        *_, infos_b = batched.step(actions)
+        for a, b in zip(infos_a, infos_b):
+            assert a.keys() == b.keys()
+            for key in a:
+                if key == "episode":  # Monitor's statistics: the same return and length, its own clock
+                    assert (a[key]["r"], a[key]["l"]) == (b[key]["r"], b[key]["l"])
+                else:
+                    np.testing.assert_array_equal(a[key], b[key])
+            terminal += "terminal_observation" in b
+            assert b.get("edited") is None
+            b["edited"] = True
+    assert terminal > 5
+
+
+def test_bf16_snapshot_replies_are_legal_and_close_to_fp32() -> None:
+    """With the learner's bf16 precision the snapshot's trunk runs in bf16 (a copy made once), its logits within
+    bf16 rounding of the fp32 ones, and every reply legal."""
+    fp32, bf16 = BatchedReplies(venv(4)), BatchedReplies(venv(4), dtype=torch.bfloat16)
+    env = bf16.selfplay[0]
+    opponent = env.pool.snapshots[0]
+    obs = torch.as_tensor(np.random.default_rng(0).integers(0, 2, (8, 6, 7, 2)), dtype=torch.float32)
+    with torch.no_grad():
+        exact = fp32._logits(opponent.key, opponent.agent.policy, obs)
+        cast = bf16._logits(opponent.key, opponent.agent.policy, obs)
+    assert cast.dtype == torch.float32 and not torch.equal(cast, exact)  # the trunk did run in bf16
+    torch.testing.assert_close(cast, exact, atol=0.05, rtol=0.05)
+    assert len(bf16._trunks) == 1
+    bf16.reset()
+    rng = np.random.default_rng(2)
+    for _ in range(40):
+        masks = np.stack(bf16.env_method("action_masks"))
+        bf16.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))  # an illegal reply would raise
+    assert bf16.replies > 0 and len(bf16._trunks) == 1

@@ -135,6 +135,33 @@ def test_alphabeta_cache_changes_no_move(name: str, monkeypatch: pytest.MonkeyPa
     assert len(board_agents._CHOICES) == 0
 
 
+def test_connect_four_winning_moves_bitboard_matches_playing_every_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bitboard shortcut for "which moves win now" gives what playing each legal move and asking the rules does,
+    for the player to move and for the opponent (the blocks), and alpha-beta chooses the same moves with or without
+    it."""
+    from rlft.envs import board_agents
+    from rlft.envs.connect_four import RULES, AlphaBeta
+
+    rng = np.random.default_rng(0)
+    states = []
+    for _ in range(100):
+        state = (0, 0, -1)
+        while RULES.legal(state) and not RULES.last_won(state):
+            states.append(state)
+            state = RULES.play(state, int(rng.choice(RULES.legal(state))))
+    for state in states:
+        for seen in (state, (state[1], state[0], -1)):
+            played = {m for m in RULES.legal(seen) if RULES.last_won(RULES.play(seen, m))}
+            assert RULES.winning_moves(seen) == played
+    assert sum(bool(RULES.winning_moves(s)) for s in states) > 100  # the positions have wins to find
+
+    sample = states[::10]
+    monkeypatch.setattr(board_agents.AlphaBetaAgent, "cache_size", 0)
+    fast = [AlphaBeta("3").choices(s, RULES.legal(s)) for s in sample]
+    monkeypatch.delattr(type(RULES), "winning_moves")
+    assert [AlphaBeta("3").choices(s, RULES.legal(s)) for s in sample] == fast
+
+
 def test_text_board_shows_both_players() -> None:
     from rlft.envs.connect_four import render_text
 
