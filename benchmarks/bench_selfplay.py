@@ -9,10 +9,12 @@ Prints two figures (targets from the games issue):
     move (plus the opponent's reply inside the env); one tutorial env step is one move of either seat. Both are
     reported. And rlft as shipped against rlft with the four self-play speed-ups of the strong-agents issue turned
     off (network opponents' replies batched across the envs; games played on the env's game-state core instead of the
-    PettingZoo env; the alpha-beta opponents' cache of searched positions; the network's trunk in bfloat16 in the
-    update and in the rollouts' forward passes, ``precision: auto``, where the CPU has AMX), for all of ``learn()``
-    and for the rollouts alone (the PPO update excluded); target >= 2. Each speed-up is also turned off alone. The
-    alpha-beta cache is emptied before every variant, so none inherits another's searches.
+    PettingZoo env; the alpha-beta opponents' speed-ups, a cache of searched positions and the bitboard test for a
+    winning move (``ConnectFourRules.winning_moves``) instead of playing every move; the network's trunk in bfloat16
+    in the update, the rollouts' forward passes and the snapshots' replies, ``precision: auto``, where the CPU has
+    AMX), for all of ``learn()`` and for the rollouts alone (the PPO update excluded); target >= 2. Each speed-up is
+    also turned off alone. The alpha-beta cache is emptied before every variant, so none inherits another's
+    searches.
 (b) env steps of PPO needed to reach a win rate against ``alphabeta:2`` (checked every ``--eval-every`` steps over
     ``--eval-games`` games, both seats), fine-tuning from the behaviour-cloned policy of a run vs from scratch with
     the same PPO settings; scratch is stopped at ``--scratch-factor`` x the BC -> PPO figure (target: >= 5x).
@@ -39,6 +41,7 @@ import torch
 from rlft.core.agent import load_agent
 from rlft.core.envs import resolve_env
 from rlft.envs.board_agents import _CHOICES, AlphaBetaAgent
+from rlft.envs.connect_four import ConnectFourRules
 from rlft.pipeline.config import load_pipeline
 from rlft.policies.networks import PolicySpec, policy_kwargs
 from rlft.policy.config import FinetuneConfig
@@ -48,6 +51,7 @@ from rlft.policy.stages.finetune import FinetuneRunner
 
 CONFIG = Path(__file__).parents[1] / "configs" / "connect_four.yaml"
 CACHE_SIZE = AlphaBetaAgent.cache_size
+WINNING_MOVES = ConnectFourRules.winning_moves
 
 
 def finetune_config(**overrides: Any) -> tuple[FinetuneConfig, PolicySpec]:
@@ -120,11 +124,11 @@ def rlft_runner(ft: FinetuneConfig, spec: PolicySpec, seed: int, init: Any = Non
     return runner
 
 
-VARIANTS = {  # name: (replies batched across envs, games on the game-state core, alpha-beta cache, trunk precision)
+VARIANTS = {  # name: (replies batched across envs, games on the game-state core, alpha-beta speed-ups, precision)
     "rlft self-play": (True, True, True, None),  # None: the config's (`auto`)
     "rlft, PettingZoo env": (True, False, True, None),
     "rlft, unbatched": (False, True, True, None),
-    "rlft, no alpha-beta cache": (True, True, False, None),
+    "rlft, alpha-beta as before": (True, True, False, None),
     "rlft, fp32 trunk": (True, True, True, "fp32"),
     "rlft before (all off)": (False, False, False, "fp32"),
 }
@@ -161,10 +165,13 @@ def throughput(steps: int, seed: int, repeats: int) -> dict[str, list[float]]:
             runner = rlft_runner(ft, spec, seed + r, batched=batched, core=core, precision=precision)
             _CHOICES.clear()  # every variant starts with an empty alpha-beta cache
             AlphaBetaAgent.cache_size = CACHE_SIZE if cache else 0
+            if not cache:  # alpha-beta plays every move to find a win, as it did before the bitboard test
+                del ConnectFourRules.winning_moves
             try:
                 seconds, training = _timed_learn(runner.model, steps, _snapshot_callbacks(runner))
             finally:
                 AlphaBetaAgent.cache_size = CACHE_SIZE
+                ConnectFourRules.winning_moves = WINNING_MOVES  # type: ignore[method-assign]
             n = runner.model.num_timesteps
             rates.setdefault(name, []).append(n / seconds)
             rates.setdefault(f"{name}, rollouts", []).append(n / (seconds - training))
@@ -240,7 +247,7 @@ def main() -> None:
     fp32 = float(np.median(rates["rlft, fp32 trunk"]))
     print(f"    trunk precision here: {'bf16' if update_dtype(ft.precision, torch.device('cpu')) else 'fp32'} "
           f"(config: {ft.precision})")
-    print(f"    shipped / before (batched replies + game core + alpha-beta cache + bf16 trunk vs none): "
+    print(f"    shipped / before (batched replies + game core + alpha-beta speed-ups + bf16 trunk vs none): "
           f"{ours / before:.2f} learner "
           f"steps/s of learn() (target >= 2), {rollouts:.2f} of the rollouts alone; without the bf16 trunk "
           f"{fp32 / before:.2f}")
