@@ -11,7 +11,7 @@ Prints two figures (targets from the games issue):
     off (network opponents' replies batched across the envs; games played on the env's game-state core instead of the
     PettingZoo env; the alpha-beta opponents' speed-ups, a cache of searched positions and the bitboard test for a
     winning move (``ConnectFourRules.winning_moves``) instead of playing every move; the network's trunk in bfloat16
-    in the update, the rollouts' forward passes and the snapshots' replies, ``precision: auto``, where the CPU has
+    in the update and the rollouts' forward passes, ``precision: auto``, where the CPU has
     AMX), for all of ``learn()`` and for the rollouts alone (the PPO update excluded); target >= 2. Each speed-up is
     also turned off alone. The alpha-beta cache is emptied before every variant, so none inherits another's
     searches.

@@ -135,23 +135,3 @@ def test_batched_infos_match_dummy_vec_env_and_are_copies() -> None:
             b["edited"] = True
     assert terminal > 5
 
-
-def test_bf16_snapshot_replies_are_legal_and_close_to_fp32() -> None:
-    """With the learner's bf16 precision the snapshot's trunk runs in bf16 (a copy made once), its logits within
-    bf16 rounding of the fp32 ones, and every reply legal."""
-    fp32, bf16 = BatchedReplies(venv(4)), BatchedReplies(venv(4), dtype=torch.bfloat16)
-    env = bf16.selfplay[0]
-    opponent = env.pool.snapshots[0]
-    obs = torch.as_tensor(np.random.default_rng(0).integers(0, 2, (8, 6, 7, 2)), dtype=torch.float32)
-    with torch.no_grad():
-        exact = fp32._logits(opponent.key, opponent.agent.policy, obs)
-        cast = bf16._logits(opponent.key, opponent.agent.policy, obs)
-    assert cast.dtype == torch.float32 and not torch.equal(cast, exact)  # the trunk did run in bf16
-    torch.testing.assert_close(cast, exact, atol=0.05, rtol=0.05)
-    assert len(bf16._trunks) == 1
-    bf16.reset()
-    rng = np.random.default_rng(2)
-    for _ in range(40):
-        masks = np.stack(bf16.env_method("action_masks"))
-        bf16.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))  # an illegal reply would raise
-    assert bf16.replies > 0 and len(bf16._trunks) == 1

@@ -174,9 +174,8 @@ class FinetuneConfig:
     kl_half_life: float = param(0.25, gt=0)
     """`exponential` decay: fraction of training after which the coefficient halves."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    """Precision of the network trunk in PPO's update and rollouts (and, in self-play, the snapshot opponents'
-    replies): `fp32` (SB3's PPO, bit for bit), `bf16` (bfloat16 autocast; weights, heads, losses and Adam stay fp32),
-    or `auto` (bf16 where it is faster: a CPU with AMX
+    """Precision of the network trunk in PPO's update and rollouts: `fp32` (SB3's PPO, bit for bit), `bf16`
+    (bfloat16 autocast; weights, heads, losses and Adam stay fp32), or `auto` (bf16 where it is faster: a CPU with AMX
     or a GPU with bf16, else fp32). Evaluation always runs fp32. With `auto`, results depend on the machine as well
     as the seed."""
     tuning: TuningConfig = field(default_factory=TuningConfig)

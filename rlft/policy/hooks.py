@@ -59,7 +59,7 @@ class EnvHooks(Protocol):
 
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None: ...
 
-    def vectorised(self, venv: Any, dtype: Any = None) -> Any: ...
+    def vectorised(self, venv: Any) -> Any: ...
 
     def learner_spaces(self) -> tuple[Any, Any, bool]: ...
 
@@ -121,7 +121,7 @@ class GymHooks:
     def adapter(self, cfg: FinetuneConfig, seed: int) -> SingleAgentAdapter | None:
         return None
 
-    def vectorised(self, venv: Any, dtype: Any = None) -> Any:
+    def vectorised(self, venv: Any) -> Any:
         return venv
 
     def learner_spaces(self) -> tuple[Any, Any, bool]:

@@ -8,11 +8,9 @@ one batch, and queues each env's reply; the env then plays it instead of calling
 rewards, resets, the pool's results, Monitor statistics -- is the env's own ``step``. Scripted opponents, the
 opponent's first move of a game (made inside ``reset``) and subprocess envs are not batched.
 
-With ``dtype`` (the learner's rollout precision, ``finetune.precision``) the snapshots' trunks run at that precision
-too, as bf16 copies made once per snapshot (snapshots are frozen), heads in fp32: the learner's own rollout
-arithmetic (:class:`~rlft.policy.precision.RolloutTrunk`). And the envs step as in ``DummyVecEnv.step_wait``, but
-the infos are handed on as shallow copies instead of SB3's deep copy of every info dict (a self-play env returns a
-fresh dict per step, so the copy only cost time: about 3% of the rollouts).
+The envs step as in ``DummyVecEnv.step_wait``, but the infos are handed on as shallow copies instead of SB3's deep
+copy of every info dict (a self-play env returns a fresh dict per step, so the copy only cost time: about 3% of the
+rollouts).
 
 Example::
 
@@ -28,18 +26,14 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from rlft.policies.networks import action_logits, masked_logits
-from rlft.policy.precision import RolloutTrunk, trunk_latents
 
 
 class BatchedReplies(VecEnvWrapper):
     """Batches the network opponents' replies across the envs of a ``DummyVecEnv`` of self-play envs."""
 
-    def __init__(self, venv: VecEnv, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
         assert isinstance(venv, DummyVecEnv), "BatchedReplies needs in-process envs (DummyVecEnv)"
-        self.dtype = dtype
-        """The snapshots' trunk precision (None: fp32, as the snapshot was saved)."""
-        self._trunks: dict[str, RolloutTrunk] = {}  # opponent key -> its cast trunk (dtype set)
         self.selfplay: list[Any] = [env.unwrapped for env in venv.envs]
         self.batches = 0
         """Forward passes made for replies (one per network opponent per step)."""
@@ -82,7 +76,7 @@ class BatchedReplies(VecEnvWrapper):
         obs = torch.as_tensor(np.stack([p.observation() for _, p in items]), device=policy.device)
         masks = np.stack([p.legal_mask() for _, p in items])
         with torch.no_grad():
-            logits = masked_logits(self._logits(opponent.key, policy, obs), masks)
+            logits = masked_logits(action_logits(policy, obs), masks)
             chosen = logits.argmax(-1) if opponent.deterministic else torch.distributions.Categorical(
                 logits=logits).sample()
         for (env, _), action in zip(items, chosen.tolist()):
@@ -90,14 +84,3 @@ class BatchedReplies(VecEnvWrapper):
         self.batches += 1
         self.replies += len(items)
 
-    def _logits(self, key: str, policy: Any, obs: torch.Tensor) -> torch.Tensor:
-        """The opponent network's action logits, its trunk at ``dtype`` when one is set."""
-        if self.dtype is None:
-            return action_logits(policy, obs)
-        trunk = self._trunks.get(key)
-        if trunk is None:
-            if len(self._trunks) >= 16:  # snapshots leave the pool; their copies go with them now and then
-                self._trunks.clear()
-            trunk = self._trunks[key] = RolloutTrunk(policy, self.dtype)  # a frozen snapshot: cast once
-        latent_pi, _ = trunk_latents(policy, obs, self.dtype, trunk.trunk)
-        return policy.action_net(latent_pi)  # type: ignore[no-any-return]

@@ -60,14 +60,13 @@ class GameHooks:
         """The learner's seat of the game against the opponent pool (plain data, so subprocess envs get it too)."""
         return functools.partial(make_self_play_env, adapter_kwargs=self_play_kwargs(cfg.self_play, seed))
 
-    def vectorised(self, venv: Any, dtype: Any = None) -> Any:
-        """In-process envs get their network opponents' replies batched across envs (one forward pass a step), the
-        snapshots' trunk at the learner's rollout precision ``dtype`` (None: fp32)."""
+    def vectorised(self, venv: Any) -> Any:
+        """In-process envs get their network opponents' replies batched across envs (one forward pass a step)."""
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         from rlft.policy.games.batched import BatchedReplies
 
-        return BatchedReplies(venv, dtype) if isinstance(venv, DummyVecEnv) else venv
+        return BatchedReplies(venv) if isinstance(venv, DummyVecEnv) else venv
 
     def learner_spaces(self) -> tuple[Any, Any, bool]:
         env = self.plugin.make(**self.env_kwargs)

@@ -24,7 +24,6 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.utils import get_device
 
 from rlft.core.checkpoint import Checkpointer, load_trainer_state, save_trainer_state
 from rlft.core.errors import ConfigError
@@ -42,7 +41,6 @@ from rlft.policy.envs import make_vec_env
 from rlft.policy.games.pool import read_pool
 from rlft.policy.hooks import EnvHooks, Evaluator, env_hooks
 from rlft.policy.ppo import RlftMaskablePPO, RlftPPO
-from rlft.policy.precision import update_dtype
 
 
 class _EvalAndCheckpoint(BaseCallback):
@@ -112,8 +110,7 @@ class FinetuneRunner:
         venv = make_vec_env(self.env_spec, cfg.n_envs, seed=self.seed, env_kwargs=self.env_kwargs,
                             subprocess=cfg.subprocess, adapter=self.hooks.adapter(cfg, self.seed),
                             vec_env=cfg.vec_env, ray_actors=cfg.ray_actors, ray_address=cfg.ray_address)
-        # games: network opponents' replies batched across in-process envs, at the learner's rollout precision
-        venv = self.hooks.vectorised(venv, update_dtype(cfg.precision, get_device(self.device)))
+        venv = self.hooks.vectorised(venv)  # games: network opponents' replies batched across in-process envs
         self.masked = bool(init_policy is not None and _is_maskable(init_policy)) or bool(
             venv.has_attr("action_masks"))
         algo = RlftMaskablePPO if self.masked else RlftPPO
